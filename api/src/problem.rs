@@ -1,0 +1,49 @@
+//! Errors as `application/problem+json` (RFC 9457).
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answer: a status and a message a person can act on.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// Always `about:blank`: the title says what happened.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong and how to fix the request.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with `status`, `title` and `detail`.
+    pub fn new(status: StatusCode, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: "about:blank",
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, title, detail)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}

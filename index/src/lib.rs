@@ -1,0 +1,161 @@
+//! The index: posts, their scores and provenance in a tantivy index on disk.
+//!
+//! ## The index commit
+//! Documents written through [`IndexWriter`] become visible to searchers only when
+//! [`IndexWriter::commit`] returns. A commit is atomic: either all documents added since the
+//! previous commit are durable and visible, or none are. A commit carries a payload (a string
+//! stored in tantivy's `meta.json` in the same atomic write), read back by
+//! [`PostIndex::commit_payload`]; the Kafka indexer keeps its consumed offsets there so that the
+//! documents and the position they were read up to can never disagree.
+//!
+//! ## Upserts
+//! Each post is stored once per [`VigieId`](vigie_record::VigieId): writing an envelope deletes
+//! any document with the same id and adds the new one, in the same commit. Replaying a stream,
+//! or a message redelivered by Kafka, never makes a second document.
+//!
+//! Each document keeps the whole envelope (post, provenance, Kafka coordinates, scores and
+//! explanation), so a hit shows where the post came from and why it scored as it did.
+
+mod schema;
+mod search;
+mod writer;
+
+pub use search::{Hit, SearchRequest};
+pub use writer::IndexWriter;
+
+use schema::Fields;
+use std::path::Path;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+/// What can go wrong with the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// tantivy failed (I/O, lock held by another writer, corrupt files...).
+    #[error("index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// The index directory could not be created or opened.
+    #[error("index directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The query text is invalid; the message says where.
+    #[error("invalid query: {0}")]
+    Query(#[from] tantivy::query::QueryParserError),
+    /// A stored document could not be decoded.
+    #[error("stored document is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A post index on disk: open it once, then write with [`PostIndex::writer`] and search with
+/// [`PostIndex::search`].
+#[derive(Clone)]
+pub struct PostIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl PostIndex {
+    /// Opens the index in `dir`, creating it (and the directory) if missing.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let (schema, fields) = schema::build();
+        let mmap = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| IndexError::Tantivy(e.into()))?;
+        let index = Index::open_or_create(mmap, schema)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(PostIndex {
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    /// The index's single writer (tantivy allows one per index; a second call fails while the
+    /// first is alive).
+    pub fn writer(&self) -> Result<IndexWriter, IndexError> {
+        IndexWriter::new(self.clone())
+    }
+
+    /// Number of documents visible to searchers.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// The payload of the last commit, if any.
+    pub fn commit_payload(&self) -> Result<Option<String>, IndexError> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// Makes the last commit visible to searchers of this handle.
+    pub fn refresh(&self) -> Result<(), IndexError> {
+        Ok(self.reader.reload()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_record::fixtures::scored as envelope;
+
+    fn search(index: &PostIndex, q: &str) -> Vec<Hit> {
+        index
+            .search(&SearchRequest {
+                query: q.into(),
+                limit: 10,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn upserts_collapse_on_id_and_commit_carries_its_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(dir.path()).unwrap();
+        let mut w = index.writer().unwrap();
+        w.upsert(&envelope("1", "warehouse fire in Lyon", 0.9))
+            .unwrap();
+        w.upsert(&envelope("2", "lovely weather", 0.1)).unwrap();
+        w.commit(Some("p1")).unwrap();
+        // The same post again, rescored: still one document, with the new score.
+        w.upsert(&envelope("1", "warehouse fire in Lyon", 0.7))
+            .unwrap();
+        w.commit(Some("p2")).unwrap();
+        assert_eq!(index.num_docs(), 2);
+        let hits = search(&index, "fire");
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].score, 0.7);
+        assert_eq!(hits[0].provenance.ingestor.name, "mastodon");
+        drop(w);
+
+        // Reopened from disk: the documents and the payload of the last commit are there.
+        let reopened = PostIndex::open(dir.path()).unwrap();
+        assert_eq!(reopened.num_docs(), 2);
+        assert_eq!(reopened.commit_payload().unwrap().as_deref(), Some("p2"));
+    }
+
+    #[test]
+    fn uncommitted_documents_are_invisible_and_bad_queries_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(dir.path()).unwrap();
+        let mut w = index.writer().unwrap();
+        w.upsert(&envelope("1", "flood", 0.9)).unwrap();
+        assert_eq!(index.num_docs(), 0);
+        assert!(index.writer().is_err(), "a second writer must be refused");
+        let e = index
+            .search(&SearchRequest {
+                query: "text:(unclosed".into(),
+                limit: 5,
+            })
+            .unwrap_err();
+        assert!(matches!(e, IndexError::Query(_)), "{e}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Envelopes over Kafka.
+//!
+//! ## Wire format
+//! One Kafka message per post: the key is the post's Vigie id, the value the envelope's JSON
+//! ([`Envelope::to_json`]). Keying by id sends every version of a post to the same partition,
+//! so their order is kept.
+//!
+//! ## Offsets
+//! A consumer's position in a partition is an offset: the number of the next message it will
+//! read. [`Subscriber`] never commits on its own (`enable.auto.commit=false`): the stage that
+//! reads a message calls [`Subscriber::commit`] with that message's [`KafkaCoords`] only once
+//! its output is safe (acknowledged by the broker, or committed to the index). The committed
+//! offset is then `offset + 1`. A crash before the commit makes the group read the message
+//! again: delivery is at-least-once, and the stable Vigie id lets the next stage collapse the
+//! duplicate. Offsets are always committed explicitly, never as librdkafka "stored offsets".
+//!
+//! ## Producing
+//! [`Publisher`] is idempotent (`enable.idempotence=true`, `acks=all`): a retry after a lost
+//! acknowledgement does not write the message twice, and [`Publisher::send`] returns only once
+//! every in-sync replica has the message.
+
+use crate::{Envelope, KafkaCoords};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::Duration;
+
+/// What can go wrong talking to Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The client could not be created or the broker refused an operation.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A topic could not be created.
+    #[error("kafka: cannot create topic {topic}: {code}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Connection settings shared by producers, consumers and the admin client.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// `host:port[,host:port...]` of the bootstrap brokers.
+    pub brokers: String,
+    /// Client id reported to the broker.
+    pub client_id: String,
+}
+
+impl BusConfig {
+    /// Settings for `brokers` with client id `vigie`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        BusConfig {
+            brokers: brokers.into(),
+            client_id: "vigie".into(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id);
+        c
+    }
+
+    /// Creates `topics` with `partitions` partitions each, unless they exist already.
+    pub async fn ensure_topics(&self, topics: &[&str], partitions: i32) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.client().create()?;
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&new, &opts).await? {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(BusError::CreateTopic { topic, code }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes envelopes (or raw bytes) to one topic.
+pub struct Publisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl Publisher {
+    /// An idempotent producer to `topic`.
+    pub fn new(config: &BusConfig, topic: impl Into<String>) -> Result<Self, BusError> {
+        let producer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "60000")
+            .create()?;
+        Ok(Publisher {
+            producer,
+            topic: topic.into(),
+        })
+    }
+
+    /// Publishes `envelope`, keyed by its Vigie id; returns where it landed once acknowledged.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<KafkaCoords, BusError> {
+        self.send(envelope.post.id.as_str(), &envelope.to_json())
+            .await
+    }
+
+    /// Publishes `payload` under `key`; returns where it landed once acknowledged.
+    pub async fn send(&self, key: &str, payload: &[u8]) -> Result<KafkaCoords, BusError> {
+        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        let delivery = self
+            .producer
+            .send(record, Duration::from_secs(60))
+            .await
+            .map_err(|(e, _)| e)?;
+        Ok(KafkaCoords {
+            topic: self.topic.clone(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+        })
+    }
+}
+
+/// One message read from Kafka.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Where the message sits.
+    pub coords: KafkaCoords,
+    /// The message key (a Vigie id for envelopes).
+    pub key: Option<Vec<u8>>,
+    /// The message value, exactly as produced.
+    pub payload: Vec<u8>,
+}
+
+/// A consumer-group member that commits explicit offsets only.
+pub struct Subscriber {
+    consumer: StreamConsumer,
+}
+
+impl Subscriber {
+    /// Joins consumer group `group` and subscribes to `topics`. A group with no committed
+    /// offset starts from the earliest message.
+    pub fn new(config: &BusConfig, group: &str, topics: &[&str]) -> Result<Self, BusError> {
+        let consumer: StreamConsumer = config
+            .client()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .create()?;
+        consumer.subscribe(topics)?;
+        Ok(Subscriber { consumer })
+    }
+
+    /// Waits for the next message.
+    pub async fn next(&self) -> Result<Delivery, BusError> {
+        let m = self.consumer.recv().await?;
+        Ok(Delivery {
+            coords: KafkaCoords {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+            },
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().unwrap_or_default().to_vec(),
+        })
+    }
+
+    /// Commits, synchronously, that every message up to and including `coords` is done.
+    pub fn commit(&self, coords: &[KafkaCoords]) -> Result<(), BusError> {
+        let mut list = TopicPartitionList::new();
+        for c in coords {
+            list.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.offset + 1))?;
+        }
+        self.consumer.commit(&list, CommitMode::Sync)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,46 @@
+//! Ready-made envelopes for tests (feature `fixtures`).
+
+use crate::{content_sha256, Envelope, Ingestor, Post, Provenance, VigieId};
+
+/// An unscored envelope of a Mastodon post `native_id` saying `text`, with full provenance.
+pub fn envelope(native_id: &str, text: &str) -> Envelope {
+    Envelope {
+        post: Post {
+            id: VigieId::derive("mastodon", native_id),
+            source: "mastodon".into(),
+            native_id: native_id.into(),
+            author: "ps:00aa".into(),
+            text: text.into(),
+            lang: Some("en".into()),
+            created_at: "2026-11-27T08:00:00Z".parse().expect("valid time"),
+            url: Some(format!("https://mamot.fr/@someone/{native_id}")),
+        },
+        provenance: Provenance {
+            fetched_at: "2026-11-27T08:00:03Z".parse().expect("valid time"),
+            fetch_url: "https://mamot.fr/api/v1/timelines/public?local=true".into(),
+            http_status: Some(200),
+            ingestor: Ingestor {
+                name: "mastodon".into(),
+                version: "0.1.0".into(),
+            },
+            content_sha256: content_sha256(text.as_bytes()),
+            matched: Some("timeline:public".into()),
+        },
+        kafka: None,
+        scoring: None,
+    }
+}
+
+/// The same, scored `danger` by model `model`.
+pub fn scored(native_id: &str, text: &str, danger: f32) -> Envelope {
+    let mut e = envelope(native_id, text);
+    e.scoring = Some(crate::Scoring {
+        model: "test-model".into(),
+        scored_at: "2026-11-27T08:00:04Z".parse().expect("valid time"),
+        state: crate::ScoreState::Scored,
+        reason: None,
+        scores: [("danger".to_string(), danger)].into(),
+        explanation: Vec::new(),
+    });
+    e
+}

@@ -1,0 +1,38 @@
+//! The record types every Vigie stage shares.
+//!
+//! A public post travels through Vigie as a [`Post`] inside an [`Envelope`]. The envelope
+//! carries the post's provenance (where, when and how it was fetched), then collects what each
+//! later stage adds: the Kafka coordinates it was read from ([`KafkaCoords`]) and its scores with
+//! their explanation ([`Scoring`]).
+//!
+//! Guarantees:
+//! - **Stable identity.** A post's [`VigieId`] is derived from its source and its native id
+//!   alone, so the same post fetched twice, replayed or redelivered by Kafka has the same id, and
+//!   downstream stages collapse duplicates on it.
+//! - **Strict wire format.** Envelopes are JSON (serde). Decoding rejects unknown fields and
+//!   missing required fields with an error that names the field; nothing is silently dropped or
+//!   defaulted.
+//! - **Pseudonymous authors.** [`Post::author`] holds a pseudonym, never a handle: ingestors
+//!   replace authors before a post is wrapped.
+//!
+//! With the `kafka` feature, [`bus`] moves envelopes over Kafka topics.
+
+#[cfg(feature = "kafka")]
+pub mod bus;
+mod envelope;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+mod id;
+
+pub use envelope::{
+    Contribution, Envelope, Ingestor, KafkaCoords, Post, Provenance, ScoreState, Scoring,
+};
+pub use id::{content_sha256, VigieId};
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The bytes are not a valid envelope; the message names the field or position at fault.
+    #[error("invalid envelope: {0}")]
+    Invalid(#[from] serde_json::Error),
+}
