@@ -24,7 +24,11 @@ const KEYS: &[&str] = &[
     "listen",
     "alert_threshold",
     "batch_size",
+    "threads",
+    "heads",
     "pseudonym_key",
+    "access_log_checkpoint_every",
+    "retention_days",
 ];
 
 /// Every setting, with its default.
@@ -45,9 +49,20 @@ pub struct Config {
     pub alert_threshold: f32,
     /// Posts per call to the model.
     pub batch_size: usize,
+    /// CPU threads for the model; 0 leaves libtorch's default (one per core).
+    pub threads: usize,
+    /// Directory of the trained classifier (`heads.json`, `model-card.json`). When it has no
+    /// `heads.json`, Vigie falls back to the untrained prototype scorer and says so.
+    pub heads: PathBuf,
     /// Key of the author pseudonyms (HMAC); default: a random key kept in
     /// `<data_dir>/keys/pseudonym.key`, made on first use. Never logged.
     pub pseudonym_key: Option<String>,
+    /// The access log signs a checkpoint after this many entries (and at every start and
+    /// shutdown).
+    pub access_log_checkpoint_every: u64,
+    /// Posts created more than this many days ago leave the index (`vigie retention enforce`,
+    /// and hourly in `vigie serve`); 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -60,7 +75,11 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             alert_threshold: 0.5,
             batch_size: 32,
+            threads: 0,
+            heads: PathBuf::from("models/danger"),
             pseudonym_key: None,
+            access_log_checkpoint_every: 1000,
+            retention_days: 30,
         }
     }
 }
@@ -126,8 +145,8 @@ impl Config {
     }
 }
 
-/// Writes `bytes` to `path`, readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a new file `path`, readable by its owner only.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -3,14 +3,20 @@
 //! Each subcommand is a thin layer over the crates: `vigie-ingest` reads posts,
 //! `vigie-analyse` scores them, `vigie-index` stores them, `vigie-api` serves them.
 
+mod cmd;
 mod config;
+mod learn;
 mod pipeline;
+mod report;
+mod stages;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use config::{Config, Overrides};
 use std::path::PathBuf;
-use vigie_analyse::{Analyser, AnalyserConfig, Encoder, ModelFiles, PrototypeScorer, Taxonomy};
+use vigie_analyse::{
+    Analyser, AnalyserConfig, Classifier, Encoder, ModelFiles, PrototypeScorer, Scorer, Taxonomy,
+};
 use vigie_index::PostIndex;
 use vigie_ingest::Pseudonymiser;
 
@@ -34,6 +40,54 @@ struct Cli {
 enum Command {
     /// Replay a stream through analyse and index in-process (no Kafka), then serve the API.
     Run(RunArgs),
+    /// Score raw posts from Kafka into the scored topic, as one worker of a consumer group.
+    Analyse {
+        /// Kafka bootstrap brokers, host:port[,host:port].
+        #[arg(long, value_name = "BROKERS")]
+        brokers: String,
+        /// Consumer group shared by the workers.
+        #[arg(long, default_value = "vigie-analyse")]
+        group: String,
+        /// Topic of raw posts.
+        #[arg(long, default_value = "vigie.posts.raw")]
+        input: String,
+        /// Topic of scored posts.
+        #[arg(long, default_value = "vigie.posts.scored")]
+        output: String,
+        /// Topic of messages that could not be scored.
+        #[arg(long, default_value = "vigie.deadletter")]
+        deadletter: String,
+        /// Partitions of the topics, when this worker creates them.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// Index scored posts from Kafka; the offsets read are kept in each index commit.
+    Index {
+        /// Kafka bootstrap brokers, host:port[,host:port].
+        #[arg(long, value_name = "BROKERS")]
+        brokers: String,
+        /// Index directory (default <data-dir>/index).
+        #[arg(long, value_name = "DIR")]
+        index: Option<PathBuf>,
+        /// Topic of scored posts.
+        #[arg(long, default_value = "vigie.posts.scored")]
+        topic: String,
+        /// Topic of messages that could not be indexed.
+        #[arg(long, default_value = "vigie.deadletter")]
+        deadletter: String,
+        /// Most messages per index commit.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Documents, offsets and last commit of an index.
+    Stats {
+        /// Index directory (default <data-dir>/index).
+        #[arg(long, value_name = "DIR")]
+        index: Option<PathBuf>,
+        /// Print one JSON object: `docs`, `offsets`, `topic`, `committed_at`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the analyst API over an existing index.
     Serve(ServeArgs),
     /// Print sentence embeddings of texts as JSON (to check the model).
@@ -47,6 +101,104 @@ enum Command {
     },
     /// Show the configuration in effect (secrets hidden).
     Config,
+    /// Manage the users of the API and their roles.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
+    /// Manage the access log's signing key.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Check the access log or an export of it, offline.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
+    /// Retention: delete the posts older than `retention_days`, each batch logged first.
+    #[command(subcommand)]
+    Retention(cmd::retention::RetentionCommand),
+    /// Capture what a configured source yields into a JSONL file (zstd when FILE ends in .zst).
+    Capture(cmd::capture::CaptureArgs),
+    /// Replay a capture, a CrisisLex CSV or a labelled JSONL file into the embedded pipeline.
+    Replay(cmd::replay::ReplayArgs),
+    /// The public sources: their cursors, counters and coverage gaps.
+    #[command(subcommand)]
+    Sources(cmd::sources::SourcesCommand),
+    /// Train the classifier: one calibrated head per label of the taxonomy.
+    Train {
+        /// Labelled JSONL files (repeat the flag for several).
+        #[arg(long = "data", value_name = "FILE", required = true)]
+        data: Vec<PathBuf>,
+        /// The taxonomy (labels and example posts).
+        #[arg(long, value_name = "FILE", default_value = "config/taxonomy.toml")]
+        taxonomy: PathBuf,
+        /// Where to write heads.json and model-card.json.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Measure the classifier on a labelled JSONL file.
+    Eval {
+        /// Labelled JSONL file.
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Only this label.
+        #[arg(long, value_name = "NAME")]
+        label: Option<String>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write a PR curve, a score histogram, a reliability diagram and index.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+    },
+    /// Measure speed.
+    #[command(subcommand)]
+    Bench(Bench),
+    /// Reproducible experiments on the classifier.
+    #[command(subcommand)]
+    Experiment(Experiment),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Posts/s of the classifier on real tweets, with its batch size and threads.
+    Classify {
+        /// Number of posts.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Directory of labelled CrisisLex files to take the posts from.
+        #[arg(long, value_name = "DIR", default_value = "fixtures/crisislex")]
+        data: PathBuf,
+    },
+    /// Search latency (p50, p99) and requests/s over real HTTP on 127.0.0.1, access log on and
+    /// off, over a synthetic index of pre-scored posts (in <data-dir>/bench/; no model needed).
+    Search {
+        /// Posts in the synthetic index (at most 1,000,000).
+        #[arg(long, default_value_t = 100_000)]
+        docs: usize,
+        /// Concurrent clients, one keep-alive connection each (at most 256).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// How long each run (log on, log off) lasts (at most 120s).
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum Experiment {
+    /// Leave-one-crisis-out on CrisisLexT6: Vigie against the lexicon and TF-IDF baselines.
+    Loco {
+        /// Directory of labelled CrisisLex files, one per crisis.
+        #[arg(long, value_name = "DIR", default_value = "fixtures/crisislex")]
+        data: PathBuf,
+        /// The CrisisLex lexicon, one term a line.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "fixtures/crisislex/CrisisLexRec.txt"
+        )]
+        lexicon: PathBuf,
+        /// Print JSON instead of a Markdown table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -101,7 +253,22 @@ fn main() -> Result<()> {
             overrides.listen = a.listen.clone();
         }
         Command::Embed { model_dir, .. } => overrides.model_dir = model_dir.clone(),
-        Command::Config => {}
+        Command::Users(_) | Command::Keys(_) | Command::Audit(_) => {}
+        Command::Retention(_) => {}
+        Command::Replay(a) => {
+            overrides.model_dir = a.model_dir.clone();
+            overrides.index_dir = a.index.clone();
+        }
+        Command::Capture(_) | Command::Sources(_) => {}
+        Command::Analyse { .. } => {}
+        Command::Index { index, .. } | Command::Stats { index, .. } => {
+            overrides.index_dir = index.clone()
+        }
+        Command::Config
+        | Command::Train { .. }
+        | Command::Eval { .. }
+        | Command::Bench(_)
+        | Command::Experiment(_) => {}
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
@@ -112,18 +279,114 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&encoder.encode(&texts)?)?);
             Ok(())
         }
+        Command::Users(c) => cmd::users::run(&config, &c),
+        Command::Keys(c) => cmd::keys::run(&config, &c),
+        Command::Audit(c) => cmd::audit::run(&c),
+        Command::Retention(c) => cmd::retention::run(&config, &c),
+        Command::Capture(a) => cmd::capture::run(&config, &a),
+        Command::Replay(a) => cmd::replay::run(&config, &a),
+        Command::Sources(c) => cmd::sources::run(&config, &c),
         Command::Config => {
             print!("{}", config.to_toml_redacted()?);
             Ok(())
         }
+        Command::Train {
+            data,
+            taxonomy,
+            out,
+        } => learn::train(&config, &data, &taxonomy, &out),
+        Command::Analyse {
+            brokers,
+            group,
+            input,
+            output,
+            deadletter,
+            partitions,
+        } => {
+            let analyser = Analyser::new(
+                scorer(&config)?,
+                AnalyserConfig {
+                    alert_threshold: config.alert_threshold,
+                    batch_size: config.batch_size,
+                    ..Default::default()
+                },
+            );
+            let stage = stages::AnalyserConfig {
+                bus: vigie_record::bus::BusConfig::new(brokers),
+                group,
+                input,
+                output,
+                deadletter,
+                partitions,
+                batch: config.batch_size.max(1),
+                linger: std::time::Duration::from_millis(200),
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(stages::run_analyser(&stage, &analyser, shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Index {
+            brokers,
+            topic,
+            deadletter,
+            batch,
+            ..
+        } => {
+            let index = PostIndex::open(&config.index_dir())?;
+            let stage = stages::IndexerConfig {
+                bus: vigie_record::bus::BusConfig::new(brokers),
+                topic,
+                deadletter,
+                batch: batch.max(1),
+                linger: std::time::Duration::from_millis(200),
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(stages::run_indexer(&stage, &index, shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Stats { json, .. } => {
+            let stats = stages::stats(&config.index_dir())?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                println!("documents:   {}", stats.docs);
+                println!(
+                    "topic:       {}",
+                    stats.topic.as_deref().unwrap_or("(none)")
+                );
+                for (p, o) in &stats.offsets {
+                    println!("partition {p}: next offset {o}");
+                }
+                println!(
+                    "last commit: {}",
+                    stats.committed_at.as_deref().unwrap_or("(no checkpoint)")
+                );
+            }
+            Ok(())
+        }
+        Command::Eval {
+            data,
+            label,
+            json,
+            report,
+        } => learn::eval(&config, &data, label.as_deref(), json, report.as_deref()),
+        Command::Bench(Bench::Classify { n, data }) => learn::bench_classify(&config, n, &data),
+        Command::Bench(Bench::Search {
+            docs,
+            clients,
+            duration,
+        }) => cmd::bench_search::run(&config, docs, clients, duration),
+        Command::Experiment(Experiment::Loco {
+            data,
+            lexicon,
+            json,
+        }) => learn::loco(&config, &data, &lexicon, json),
     }
 }
 
 fn run(config: &Config, args: &RunArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let files = ModelFiles::in_dir(config.model_dir()?)?;
-    let taxonomy = Taxonomy::load(&config.taxonomy)?;
-    let scorer = PrototypeScorer::new(Encoder::load(&files)?, &taxonomy)?;
+    let scorer = scorer(config)?;
     let analyser = Analyser::new(
         scorer,
         AnalyserConfig {
@@ -157,7 +420,24 @@ fn run(config: &Config, args: &RunArgs) -> Result<()> {
     if args.no_serve {
         return Ok(());
     }
-    serve_index(config, index)
+    cmd::demo_access(config)?;
+    serve_index(config, index, false)
+}
+
+/// The trained classifier of `config.heads`, or the prototype scorer when none is there.
+fn scorer(config: &Config) -> Result<Box<dyn Scorer>> {
+    let encoder = learn::encoder(config)?;
+    if config.heads.join("heads.json").is_file() {
+        let classifier = Classifier::load(encoder, &config.heads)
+            .with_context(|| format!("loading the heads in {}", config.heads.display()))?;
+        return Ok(Box::new(classifier));
+    }
+    tracing::warn!(
+        "no trained heads in {}: scoring with the untrained prototype scorer",
+        config.heads.display()
+    );
+    let taxonomy = Taxonomy::load(&config.taxonomy)?;
+    Ok(Box::new(PrototypeScorer::new(encoder, &taxonomy)?))
 }
 
 fn serve(config: &Config) -> Result<()> {
@@ -167,10 +447,13 @@ fn serve(config: &Config) -> Result<()> {
         "no index in {} (run `vigie run` first, or pass --index)",
         dir.display()
     );
-    serve_index(config, PostIndex::open(&dir)?)
+    serve_index(config, PostIndex::open(&dir)?, true)
 }
 
-fn serve_index(config: &Config, index: PostIndex) -> Result<()> {
+/// Serves `index`; with `retention`, also enforces `retention_days` every hour (`vigie serve`;
+/// not `vigie run`, whose replayed demo posts may be older than the period).
+fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result<()> {
+    let state = cmd::app_state(config, index)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -179,8 +462,17 @@ fn serve_index(config: &Config, index: PostIndex) -> Result<()> {
         let addr = listener.local_addr()?;
         // On stdout, for scripts and tests that wait for the server.
         println!("listening on http://{addr}");
-        tracing::info!(docs = index.num_docs(), "serving the API on http://{addr}");
-        vigie_api::serve(listener, vigie_api::AppState { index }, shutdown_signal())
+        tracing::info!(
+            docs = state.index.num_docs(),
+            "serving the API on http://{addr}"
+        );
+        if retention {
+            tokio::spawn(cmd::retention::schedule(
+                config.clone(),
+                state.index.clone(),
+            ));
+        }
+        vigie_api::serve(listener, state, shutdown_signal())
             .await
             .context("API server")
     })

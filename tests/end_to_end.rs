@@ -63,12 +63,28 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
     let data = tempfile::tempdir().unwrap();
     let (_server, base) = start(data.path());
     let posts = fixture();
-    let http = reqwest::Client::new();
+    // `vigie run` made the analyst `demo` and left its token in the data dir.
+    let token = std::fs::read_to_string(data.path().join("demo.token")).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token.trim()).parse().unwrap(),
+    );
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
 
     // Every post of the stream was indexed, once.
     let all: Value = http
         .get(format!("{base}/v1/search"))
-        .query(&[("q", "*"), ("purpose", "end-to-end test"), ("limit", "500")])
+        .query(&[
+            ("q", "*"),
+            ("purpose", "end-to-end test"),
+            ("limit", "500"),
+            // Every post, not one per group of near-duplicates.
+            ("collapse", "false"),
+        ])
         .send()
         .await
         .unwrap()
@@ -90,7 +106,12 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
             hit["provenance"]["content_sha256"].as_str().unwrap().len(),
             64
         );
-        assert!(hit["model"].as_str().unwrap().starts_with("prototype-"));
+        // Scored by the shipped, trained heads (models/danger), named by their card id.
+        assert!(
+            hit["model"].as_str().unwrap().starts_with("heads-"),
+            "{}",
+            hit["model"]
+        );
         assert!(hit["created_at"]
             .as_str()
             .unwrap()
@@ -125,7 +146,9 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
 
     // A full-text search returns relevant, explained hits.
     let fire: Value = http
-        .get(format!("{base}/v1/search?q=incendie&purpose=case%2042"))
+        .get(format!(
+            "{base}/v1/search?q=incendie%20OR%20fire&purpose=case%2042"
+        ))
         .send()
         .await
         .unwrap()
@@ -134,16 +157,25 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
         .unwrap();
     let fire_hits = fire["hits"].as_array().unwrap();
     assert!(!fire_hits.is_empty());
-    assert!(fire_hits.iter().all(|h| h["text"]
-        .as_str()
-        .unwrap()
-        .to_lowercase()
-        .contains("incendie")));
-    assert!(
-        fire_hits.iter().any(|h| h["score"].as_f64().unwrap() >= 0.5
-            && !h["explanation"].as_array().unwrap().is_empty()),
-        "alerts carry an explanation"
-    );
+    assert!(fire_hits.iter().all(|h| {
+        let text = h["text"].as_str().unwrap().to_lowercase();
+        text.contains("incendie") || text.contains("fire")
+    }));
+    // Alerts (danger >= 0.5) and only alerts carry an explanation: words of the post.
+    assert!(fire_hits
+        .iter()
+        .any(|h| h["score"].as_f64().unwrap() >= 0.5));
+    for h in fire_hits {
+        let explanation = h["explanation"].as_array().unwrap();
+        let alert = h["score"].as_f64().unwrap() >= 0.5;
+        assert_eq!(alert, !explanation.is_empty(), "{h}");
+        for word in explanation {
+            assert!(h["text"]
+                .as_str()
+                .unwrap()
+                .contains(word["word"].as_str().unwrap()));
+        }
+    }
 
     // No purpose, no search.
     let refused = http
@@ -158,4 +190,10 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
     );
     let problem: Value = refused.json().await.unwrap();
     assert_eq!(problem["title"], "purpose required");
+
+    // No token, no search.
+    let anonymous = reqwest::get(format!("{base}/v1/search?q=fire&purpose=x"))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 }

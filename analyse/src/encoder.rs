@@ -49,9 +49,14 @@ impl ModelFiles {
 }
 
 /// Sentence embeddings (384 floats, unit length) of texts.
+///
+/// Batching is dynamic: the texts of one call are sorted by length and cut into batches of
+/// [`Encoder::batch_size`], so each batch pads to a similar length; vectors come back in the
+/// caller's order.
 pub struct Encoder {
     model: SentenceEmbeddingsModel,
     weights_sha256: String,
+    batch_size: usize,
 }
 
 impl Encoder {
@@ -81,6 +86,7 @@ impl Encoder {
         Ok(Encoder {
             model,
             weights_sha256: hex::encode(Sha256::digest(&bytes)),
+            batch_size: 32,
         })
     }
 
@@ -89,15 +95,44 @@ impl Encoder {
         &self.weights_sha256
     }
 
+    /// Texts per call to the model (at least 1).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sets the number of texts per call to the model.
+    pub fn set_batch_size(&mut self, batch_size: usize) {
+        self.batch_size = batch_size.max(1);
+    }
+
     /// Embeds `texts`, one vector per text, in order.
     pub fn encode<S: AsRef<str> + Send + Sync>(
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, AnalyseError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
+        self.encode_with_progress(texts, |_| {})
+    }
+
+    /// Embeds `texts` like [`Encoder::encode`], calling `progress` with the number of texts
+    /// done after each batch.
+    pub fn encode_with_progress<S: AsRef<str> + Send + Sync>(
+        &self,
+        texts: &[S],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>, AnalyseError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut done = 0;
+        for chunk in order.chunks(self.batch_size) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
+            for (&i, v) in chunk.iter().zip(self.model.encode(&batch)?) {
+                out[i] = v;
+            }
+            done += chunk.len();
+            progress(done);
         }
-        Ok(self.model.encode(texts)?)
+        Ok(out)
     }
 }
 

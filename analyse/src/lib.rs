@@ -5,8 +5,11 @@
 //!   weights from a hub, and the crate is built without rust-bert's `remote` feature.
 //! - [`Taxonomy`] is the data file of labels: `danger` and its categories, each with a
 //!   description and example posts in English and French.
-//! - [`PrototypeScorer`] is the first scorer: a post's score for a category grows with its cosine
-//!   similarity to that category's examples; `danger` is the highest category score.
+//! - [`Classifier`] is the default scorer: one logistic-regression head per label over the
+//!   sentence embedding, calibrated by Platt scaling, trained by `vigie train`
+//!   ([`training`]) and described by a [`ModelCard`].
+//! - [`PrototypeScorer`] is the fallback when no trained heads are configured: a post's score for
+//!   a category grows with its cosine similarity to that category's examples.
 //! - [`Analyser`] applies a scorer to envelopes and records, for every post, either its scores and
 //!   explanation or an explicit "not scored" state with the reason.
 //!
@@ -18,14 +21,42 @@
 //! `max_seq_length`); the rest of a longer post does not count towards its score.
 
 mod analyser;
+pub mod baseline;
+pub mod cache;
+pub mod cascade;
+mod classifier;
+pub mod dataset;
 mod encoder;
+pub mod logistic;
+pub mod metrics;
 mod scorer;
 mod taxonomy;
+pub mod training;
 
 pub use analyser::{Analyser, AnalyserConfig};
+pub use classifier::{Classifier, EncoderInfo, Head, Heads, ModelCard, TrainingFile};
 pub use encoder::{Encoder, ModelFiles};
-pub use scorer::{PrototypeScorer, Scorer};
-pub use taxonomy::{Category, Taxonomy};
+pub use scorer::{PrototypeScorer, Scorer, Scores};
+pub use taxonomy::{Category, Negatives, Taxonomy};
+
+/// The name of the sentence encoder, as model cards record it.
+pub const ENCODER_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// Sets how many CPU threads the model may use (libtorch's intra-op pool).
+pub fn set_threads(threads: usize) {
+    tch::set_num_threads(threads.max(1) as i32);
+}
+
+/// How many CPU threads the model uses.
+pub fn threads() -> usize {
+    tch::get_num_threads().max(1) as usize
+}
+
+/// SHA-256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
 
 /// What can go wrong while loading a model or scoring.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +72,14 @@ pub enum AnalyseError {
     /// rust-bert failed to load the model or to encode.
     #[error("sentence encoder: {0}")]
     Encoder(#[from] rust_bert::RustBertError),
+    /// A data file (labelled posts, trained heads, cache) is malformed.
+    #[error("{location}: {message}")]
+    Data {
+        /// The file, and line where it applies.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The taxonomy file is unreadable or invalid.
     #[error("taxonomy {path}: {message}")]
     Taxonomy {

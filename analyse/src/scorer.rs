@@ -2,7 +2,6 @@
 
 use crate::encoder::cosine;
 use crate::{AnalyseError, Encoder, Taxonomy};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Scores per label of one text.
@@ -35,18 +34,20 @@ impl PrototypeScorer {
 
     /// Embeds the examples of every category of `taxonomy`.
     pub fn new(encoder: Encoder, taxonomy: &Taxonomy) -> Result<Self, AnalyseError> {
-        let mut hash = Sha256::new();
-        hash.update(encoder.weights_sha256());
+        let mut identity = encoder.weights_sha256().to_string();
         let mut prototypes = Vec::new();
         for category in &taxonomy.categories {
             let examples: Vec<&str> = category.examples().collect();
             for e in &examples {
-                hash.update(category.name.as_bytes());
-                hash.update(e.as_bytes());
+                identity.push_str(&category.name);
+                identity.push_str(e);
             }
             prototypes.push((category.name.clone(), encoder.encode(&examples)?));
         }
-        let model_id = format!("prototype-{}", &hex::encode(hash.finalize())[..12]);
+        let model_id = format!(
+            "prototype-{}",
+            &crate::sha256_hex(identity.as_bytes())[..12]
+        );
         Ok(PrototypeScorer {
             encoder,
             prototypes,
@@ -84,5 +85,15 @@ impl Scorer for PrototypeScorer {
                 scores
             })
             .collect())
+    }
+}
+
+impl<S: Scorer + ?Sized> Scorer for Box<S> {
+    fn model_id(&self) -> &str {
+        (**self).model_id()
+    }
+
+    fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        (**self).score(texts)
     }
 }

@@ -30,6 +30,28 @@ impl Category {
     }
 }
 
+/// Example posts that report no danger (ordinary life, figurative speech, sympathy...).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Negatives {
+    /// In English.
+    #[serde(default)]
+    pub examples_en: Vec<String>,
+    /// In French.
+    #[serde(default)]
+    pub examples_fr: Vec<String>,
+}
+
+impl Negatives {
+    /// All examples, English first.
+    pub fn examples(&self) -> impl Iterator<Item = &str> {
+        self.examples_en
+            .iter()
+            .chain(&self.examples_fr)
+            .map(String::as_str)
+    }
+}
+
 /// The labels Vigie scores: `danger` plus the categories of the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +59,9 @@ pub struct Taxonomy {
     /// The categories, in file order.
     #[serde(rename = "category")]
     pub categories: Vec<Category>,
+    /// Posts that are negative for every label.
+    #[serde(default)]
+    pub negatives: Negatives,
 }
 
 impl Taxonomy {
@@ -101,6 +126,7 @@ mod tests {
             ]
         );
         assert!(t.categories.iter().all(|c| !c.examples_fr.is_empty()));
+        assert!(t.negatives.examples().count() >= 10);
     }
 
     #[test]

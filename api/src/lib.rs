@@ -1,19 +1,47 @@
-//! The analysts' HTTP API (axum).
+//! The analysts' HTTP API (axum), with accountable access.
 //!
-//! `GET /v1/search?q=...&purpose=...&limit=...` searches the index and returns hits with their
-//! scores, explanation and provenance.
+//! - `GET /v1/search?q=...&purpose=...&limit=...` (analysts) searches the index and returns hits
+//!   with their scores, explanation and provenance; filters, orders, cursor paging and the
+//!   collapse of near-duplicates are described in `search`. `POST /v1/search` takes the same
+//!   fields as JSON; `GET /v1/stats/histogram` counts danger posts over time per category.
+//! - [`retention`] removes posts older than the retention period, logging each batch first.
+//! - `GET /v1/posts/{id}?purpose=...` (analysts): one post, its scores and its lineage;
+//!   `POST /v1/posts/{id}/review` records an analyst's verdict; `GET /v1/alerts?since=...`
+//!   lists the posts at or above the alert threshold that nobody has reviewed yet.
+//! - `GET /v1/audit/export?from=..&to=..&user=..` (auditors) exports the access log with its
+//!   chain, checkpoints and a signed seal.
+//! - `GET /healthz` answers `ok` and `GET /openapi.json` describes the API, to anyone; they
+//!   touch no data (not logged).
 //!
-//! Guarantees: every search states its purpose — a request without one is refused with 400
-//! before the index is touched; unknown parameters are refused, not ignored; every error is an
-//! `application/problem+json` document (RFC 9457) with a message a person can act on.
+//! Guarantees: every `/v1/` request carries a bearer token of a user whose role allows it (else
+//! 401 or 403); every `/v1/` request, allowed or refused, is in the [access log](access_log)
+//! before its answer leaves (see [`guard`]); every search states its purpose — a request without
+//! one is refused with 400 before the index is touched; unknown parameters are refused, not
+//! ignored; every error is an `application/problem+json` document (RFC 9457) with a message a
+//! person can act on.
 
+pub mod access_log;
+mod audit;
+pub mod guard;
+pub mod openapi;
+mod posts;
 mod problem;
+pub mod retention;
+pub mod reviews;
 mod search;
+pub mod users;
 
+pub use access_log::AccessLog;
 pub use problem::Problem;
+pub use reviews::ReviewStore;
+pub use users::UserStore;
 
-use axum::routing::get;
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use std::collections::HashMap;
+use std::sync::Arc;
+use users::Permission;
 use vigie_index::PostIndex;
 
 /// What the handlers share.
@@ -21,23 +49,142 @@ use vigie_index::PostIndex;
 pub struct AppState {
     /// The index searched.
     pub index: PostIndex,
+    /// Where every access is recorded.
+    pub log: AccessLog,
+    /// Who may call.
+    pub users: UserStore,
+    /// Human reviews of alerts.
+    pub reviews: ReviewStore,
+    /// `danger` score from which a post is an alert.
+    pub alert_threshold: f32,
+}
+
+/// One `/v1/` route: method, path, the permission it requires, and its handler.
+struct Route {
+    method: Method,
+    path: &'static str,
+    permission: Permission,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every `/v1/` route. The router and the guard are built from this one table, so a route cannot
+/// exist without a permission; a test checks `/openapi.json` against it.
+fn routes() -> Vec<Route> {
+    let route = |method: Method, path, permission, handler| Route {
+        method,
+        path,
+        permission,
+        handler,
+    };
+    vec![
+        route(
+            Method::GET,
+            "/v1/search",
+            Permission::Search,
+            get(search::get_search),
+        ),
+        route(
+            Method::POST,
+            "/v1/search",
+            Permission::Search,
+            post(search::post_search),
+        ),
+        route(
+            Method::GET,
+            "/v1/stats/histogram",
+            Permission::Search,
+            get(search::get_histogram),
+        ),
+        route(
+            Method::GET,
+            "/v1/alerts",
+            Permission::Alerts,
+            get(posts::get_alerts),
+        ),
+        route(
+            Method::GET,
+            "/v1/posts/{id}",
+            Permission::ViewPost,
+            get(posts::get_post),
+        ),
+        route(
+            Method::POST,
+            "/v1/posts/{id}/review",
+            Permission::Review,
+            post(posts::post_review),
+        ),
+        route(
+            Method::GET,
+            "/v1/audit/export",
+            Permission::AuditExport,
+            get(audit::get_export),
+        ),
+    ]
+}
+
+async fn not_found(uri: Uri) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not found",
+        format!("there is no endpoint at {}", uri.path()),
+    )
 }
 
 /// The API's routes over `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/search", get(search::get_search))
+    build_router(state, true)
+}
+
+/// The same routes, tokens and roles, but **no access-log entries**: only for measuring what the
+/// access log costs (`vigie bench search`). Never serve it to analysts.
+pub fn router_without_access_log(state: AppState) -> Router {
+    build_router(state, false)
+}
+
+fn build_router(state: AppState, log_accesses: bool) -> Router {
+    let mut permissions = HashMap::new();
+    let mut api = Router::new();
+    for r in routes() {
+        permissions.insert((r.method, r.path), r.permission);
+        api = api.route(r.path, r.handler);
+    }
+    let guard = guard::Guard {
+        app: state.clone(),
+        permissions: Arc::new(permissions),
+        log_accesses,
+    };
+    api.fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi::get_openapi))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, then signs the access log's final
+/// checkpoint.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let log = state.log.clone();
     axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    log.close()
+        .await
+        .map(|_| ())
+        .map_err(|e| std::io::Error::other(format!("final access-log checkpoint: {e}")))
+}
+
+/// Like [`serve`] but over [`router_without_access_log`]: for load tests only (nothing is
+/// logged, so nothing is signed at the end).
+pub async fn serve_without_access_log(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_without_access_log(state))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -46,13 +193,22 @@ pub async fn serve(
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::{header, Request, StatusCode};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+    use users::Role;
     use vigie_record::fixtures::scored;
 
-    fn app(dir: &std::path::Path) -> Router {
-        let index = PostIndex::open(dir).unwrap();
+    struct TestApp {
+        router: Router,
+        log: AccessLog,
+        analyst: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn app() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let mut w = index.writer().unwrap();
         w.upsert(&scored(
             "1",
@@ -63,12 +219,35 @@ mod tests {
         w.upsert(&scored("2", "Lovely sunset over the Saône", 0.03))
             .unwrap();
         w.commit(None).unwrap();
-        router(AppState { index })
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let log = AccessLog::open(&dir.path().join("access-log"), key, Default::default()).unwrap();
+        let users_file = dir.path().join("users.json");
+        let analyst = users::add_user(&users_file, "ana", Role::Analyst).unwrap();
+        let users = UserStore::open(&users_file).unwrap();
+        TestApp {
+            router: router(AppState {
+                index,
+                log: log.clone(),
+                users,
+                reviews: ReviewStore::open(&dir.path().join("reviews.jsonl")).unwrap(),
+                alert_threshold: 0.5,
+            }),
+            log,
+            analyst,
+            _dir: dir,
+        }
     }
 
-    async fn get(app: Router, uri: &str) -> (StatusCode, String, serde_json::Value) {
+    async fn get(app: &TestApp, uri: &str) -> (StatusCode, String, serde_json::Value) {
         let res = app
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .router
+            .clone()
+            .oneshot(
+                Request::get(uri)
+                    .header(header::AUTHORIZATION, format!("Bearer {}", app.analyst))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = res.status();
@@ -77,10 +256,23 @@ mod tests {
         (status, ctype, serde_json::from_slice(&body).unwrap())
     }
 
+    /// The bodies of the log's entries, in order.
+    fn logged(app: &TestApp) -> Vec<access_log::Access> {
+        let text = std::fs::read_to_string(app.log.path()).unwrap();
+        text.lines()
+            .filter_map(|l| match access_log::chain::Line::parse(l).unwrap() {
+                access_log::chain::Line::Entry { body, .. } => {
+                    Some(serde_json::from_str(body).unwrap())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     #[tokio::test]
-    async fn search_returns_scored_hits_with_provenance() {
-        let dir = tempfile::tempdir().unwrap();
-        let (status, _, body) = get(app(dir.path()), "/v1/search?q=fire&purpose=case%207").await;
+    async fn search_returns_scored_hits_with_provenance_and_is_logged() {
+        let app = app();
+        let (status, _, body) = get(&app, "/v1/search?q=fire&purpose=case%207").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["purpose"], "case 7");
         assert_eq!(body["count"], 1);
@@ -89,37 +281,116 @@ mod tests {
         assert!((hit["score"].as_f64().unwrap() - 0.92).abs() < 1e-6);
         assert_eq!(hit["provenance"]["ingestor"]["name"], "mastodon");
         assert_eq!(hit["model"], "test-model");
+
+        let entries = logged(&app);
+        assert_eq!(entries.len(), 1);
+        let e = &entries[0];
+        assert_eq!(e.user.as_deref(), Some("ana"));
+        assert_eq!(e.role.as_deref(), Some("analyst"));
+        assert_eq!(e.purpose.as_deref(), Some("case 7"));
+        assert_eq!(
+            (e.method.as_str(), e.endpoint.as_str()),
+            ("GET", "/v1/search")
+        );
+        assert_eq!(e.params["q"], "fire");
+        assert_eq!((e.status, e.count), (200, 1));
+        assert_eq!(e.posts, [hit["id"].as_str().unwrap()]);
     }
 
     #[tokio::test]
-    async fn a_search_without_purpose_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn a_search_without_purpose_is_refused_and_logged() {
+        let app = app();
         for uri in ["/v1/search?q=fire", "/v1/search?q=fire&purpose=%20%20"] {
-            let (status, ctype, body) = get(app(dir.path()), uri).await;
+            let (status, ctype, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
             assert_eq!(ctype, "application/problem+json");
             assert_eq!(body["title"], "purpose required");
             assert_eq!(body["status"], 400);
         }
+        let entries = logged(&app);
+        assert_eq!(entries.len(), 2);
+        assert!(entries
+            .iter()
+            .all(|e| e.status == 400 && e.purpose.is_none() && e.posts.is_empty()));
     }
 
     #[tokio::test]
     async fn unknown_parameters_bad_queries_and_limits_are_explained() {
-        let dir = tempfile::tempdir().unwrap();
-        let (status, _, body) =
-            get(app(dir.path()), "/v1/search?q=fire&purpose=x&colour=red").await;
+        let app = app();
+        let (status, _, body) = get(&app, "/v1/search?q=fire&purpose=x&colour=red").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(
             body["detail"].as_str().unwrap().contains("colour"),
             "{body}"
         );
 
-        let (status, _, body) = get(app(dir.path()), "/v1/search?q=text:(fire&purpose=x").await;
+        let (status, _, body) = get(&app, "/v1/search?q=text:(fire&purpose=x").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["title"], "invalid query");
 
-        let (status, _, body) = get(app(dir.path()), "/v1/search?q=fire&purpose=x&limit=0").await;
+        let (status, _, body) = get(&app, "/v1/search?q=fire&purpose=x&limit=0").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["title"], "invalid limit");
+
+        let (status, ctype, _) = get(&app, "/v1/nothing-here").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(ctype, "application/problem+json");
+        assert_eq!(logged(&app).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn openapi_json_describes_exactly_the_routes_the_router_serves() {
+        let app = app();
+        let res = app
+            .router
+            .clone()
+            .oneshot(Request::get("/openapi.json").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let table: std::collections::BTreeSet<_> = routes()
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(documented, table);
+        assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+        // And the router answers each of them (not the fallback, not 405), with a token.
+        for (method, path) in &table {
+            let uri = path.replace("{id}", "some-id");
+            let res = app
+                .router
+                .clone()
+                .oneshot(
+                    Request::builder()
+                        .method(method.as_str())
+                        .uri(&uri)
+                        .header(header::AUTHORIZATION, format!("Bearer {}", app.analyst))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from("{}"))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_ne!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri}"
+            );
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_ne!(
+                value["title"], "not found",
+                "{method} {uri} hit the fallback"
+            );
+        }
     }
 }

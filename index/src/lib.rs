@@ -16,16 +16,23 @@
 //! Each document keeps the whole envelope (post, provenance, Kafka coordinates, scores and
 //! explanation), so a hit shows where the post came from and why it scored as it did.
 
+mod lookup;
+pub mod near_dup;
 mod schema;
 mod search;
+mod stats;
 mod writer;
 
-pub use search::{Hit, SearchRequest};
+pub use schema::CATEGORY_THRESHOLD;
+pub use search::{Cursor, Filters, Group, Hit, Member, SearchPage, SearchRequest, Sort, PINNED};
+pub use stats::Bucket;
 pub use writer::IndexWriter;
 
 use schema::Fields;
+use std::collections::VecDeque;
 use std::path::Path;
-use tantivy::{Index, IndexReader, ReloadPolicy};
+use std::sync::{Arc, Mutex};
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 /// What can go wrong with the index.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,10 @@ pub enum IndexError {
     /// A stored document could not be decoded.
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
+    /// A paging cursor is malformed, expired, or belongs to another search; the message says
+    /// which and what to do.
+    #[error("invalid cursor: {0}")]
+    Cursor(String),
 }
 
 /// A post index on disk: open it once, then write with [`PostIndex::writer`] and search with
@@ -56,6 +67,8 @@ pub struct PostIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// Snapshots kept for paging cursors (see [`search`]).
+    pinned: Arc<Mutex<VecDeque<Searcher>>>,
 }
 
 impl PostIndex {
@@ -69,6 +82,7 @@ impl PostIndex {
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| IndexError::Tantivy(e.into()))?;
         let index = Index::open_or_create(mmap, schema)?;
+        schema::register_analysers(&index);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -77,6 +91,7 @@ impl PostIndex {
             index,
             reader,
             fields,
+            pinned: Arc::default(),
         })
     }
 
@@ -112,6 +127,7 @@ mod tests {
             .search(&SearchRequest {
                 query: q.into(),
                 limit: 10,
+                ..SearchRequest::default()
             })
             .unwrap()
     }
@@ -152,8 +168,9 @@ mod tests {
         assert!(index.writer().is_err(), "a second writer must be refused");
         let e = index
             .search(&SearchRequest {
-                query: "text:(unclosed".into(),
+                query: "text_en:(unclosed".into(),
                 limit: 5,
+                ..SearchRequest::default()
             })
             .unwrap_err();
         assert!(matches!(e, IndexError::Query(_)), "{e}");

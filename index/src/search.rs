@@ -1,22 +1,161 @@
-//! Searching posts.
+//! Searching posts: a query, filters, an order, and pages reached by an opaque cursor.
+//!
+//! ## Paging guarantee
+//! A [`Cursor`] names the index snapshot (tantivy searcher generation) its first page was read
+//! from, the position reached, and a fingerprint of the request. The snapshot is kept pinned
+//! (the last [`PINNED`] snapshots searched are), so paging through a result with successive
+//! cursors returns every hit exactly once, in a stable order, even while new commits land. A
+//! cursor whose snapshot is no longer pinned, or used with another query, filter or order, is
+//! refused ([`IndexError::Cursor`]) rather than silently skipping or repeating hits.
+//!
+//! Within one order, ties are broken by document address, which is fixed within a snapshot.
+//!
+//! ## Collapsing near-duplicates
+//! With [`SearchRequest::collapse`], a page holds the first hit (in the order asked) of each
+//! near-duplicate group ([`crate::near_dup`]) not shown on an earlier page; the cursor then
+//! marks a position in the uncollapsed order, so paging still shows each group exactly once.
+//! Every hit carries its group's id, copy count, first-seen time and sources.
 
 use crate::{IndexError, PostIndex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use tantivy::collector::TopDocs;
-use tantivy::query::QueryParser;
-use tantivy::schema::Value;
-use tantivy::TantivyDocument;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::ops::Bound;
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 use vigie_record::{Contribution, Envelope, KafkaCoords, Provenance};
 
-/// A search: query text in tantivy syntax over the post text, and how many hits to return.
-#[derive(Debug, Clone)]
+/// Documents in order, with their relevance.
+type Ranked = Vec<(f32, DocAddress)>;
+
+/// How many index snapshots stay pinned for cursors.
+pub const PINNED: usize = 8;
+
+/// The order of hits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Sort {
+    /// BM25 relevance to the query, best first (the default).
+    #[default]
+    Relevance,
+    /// `danger` score, highest first.
+    Score,
+    /// Creation time, newest first.
+    Time,
+}
+
+/// Conditions every hit must meet besides the query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created strictly before.
+    pub to: Option<DateTime<Utc>>,
+    /// `(label, minimum)`: the post's score for `label` is at least `minimum`.
+    pub min_scores: Vec<(String, f32)>,
+    /// A category the post was classified in (its score reaches
+    /// [`CATEGORY_THRESHOLD`](crate::CATEGORY_THRESHOLD)).
+    pub category: Option<String>,
+    /// Source kind (`mastodon`, `rss`...).
+    pub source: Option<String>,
+    /// Language code, as the ingestor recorded it (`en`, `fr`).
+    pub lang: Option<String>,
+}
+
+/// A search: query text in tantivy syntax over the post text, filters, order, page size and
+/// where to continue.
+#[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
-    /// tantivy query syntax, e.g. `fire AND warehouse`.
+    /// tantivy query syntax, e.g. `fire AND warehouse`; `*` for every post.
     pub query: String,
     /// Maximum number of hits (1 or more).
     pub limit: usize,
+    /// Conditions on the hits.
+    pub filters: Filters,
+    /// Order of the hits.
+    pub sort: Sort,
+    /// Where the previous page ended (absent for the first page).
+    pub cursor: Option<Cursor>,
+    /// One hit per near-duplicate group (its first in the order), with the group's copy
+    /// count, first-seen time and sources.
+    pub collapse: bool,
+}
+
+impl SearchRequest {
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.query.hash(&mut h);
+        self.limit.hash(&mut h);
+        self.sort.hash(&mut h);
+        self.collapse.hash(&mut h);
+        let f = &self.filters;
+        (f.from, f.to, &f.category, &f.source, &f.lang).hash(&mut h);
+        for (label, min) in &f.min_scores {
+            (label, min.to_bits()).hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
+/// Where a page ended: opaque to callers (`c1.<snapshot>.<position>.<fingerprint>`, hex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    generation: u64,
+    offset: usize,
+    fingerprint: u64,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "c1.{:x}.{:x}.{:016x}",
+            self.generation, self.offset, self.fingerprint
+        )
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = IndexError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            IndexError::Cursor(format!(
+                "`{s}` is not a cursor of this server: pass back the `next` value of the previous \
+                 page unchanged"
+            ))
+        };
+        let mut parts = s.split('.');
+        if parts.next() != Some("c1") {
+            return Err(bad());
+        }
+        let mut next = || parts.next().and_then(|p| u64::from_str_radix(p, 16).ok());
+        let (generation, offset, fingerprint) = (
+            next().ok_or_else(bad)?,
+            next().ok_or_else(bad)?,
+            next().ok_or_else(bad)?,
+        );
+        Ok(Cursor {
+            generation,
+            offset: usize::try_from(offset).map_err(|_| bad())?,
+            fingerprint,
+        })
+    }
+}
+
+/// One page of hits.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    /// The hits, in the requested order.
+    pub hits: Vec<Hit>,
+    /// How many posts match in all.
+    pub total: usize,
+    /// The cursor of the next page; absent on the last page.
+    pub next: Option<Cursor>,
 }
 
 /// One post found, with its scores, explanation and provenance.
@@ -48,8 +187,36 @@ pub struct Hit {
     pub provenance: Provenance,
     /// Where it was read from Kafka, if it came through Kafka.
     pub kafka: Option<KafkaCoords>,
-    /// BM25 relevance of the hit to the query.
+    /// BM25 relevance of the hit to the query (0 when sorted otherwise).
     pub relevance: f32,
+    /// Its near-duplicate group (the id of the group's first post).
+    pub group: String,
+    /// How many posts of the index are in the group (1: no known copy).
+    pub copies: u64,
+    /// When the group's earliest post was created.
+    pub first_seen: DateTime<Utc>,
+    /// The sources the group's posts came from.
+    pub sources: Vec<String>,
+}
+
+/// A near-duplicate group and its members.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The group's id (the id of its first post).
+    pub id: String,
+    /// Its posts, earliest first.
+    pub members: Vec<Member>,
+}
+
+/// One post of a group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    /// Vigie id.
+    pub id: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Source kind.
+    pub source: String,
 }
 
 impl Hit {
@@ -73,31 +240,632 @@ impl Hit {
             provenance: e.provenance,
             kafka: e.kafka,
             relevance,
+            group: String::new(),
+            copies: 1,
+            first_seen: e.post.created_at,
+            sources: Vec::new(),
         }
     }
 }
 
+/// Reads a string fast field of documents, keeping one column per segment.
+struct StrReader<'a> {
+    searcher: &'a Searcher,
+    field: &'static str,
+    columns: HashMap<u32, Option<StrColumn>>,
+    buf: String,
+}
+
+impl<'a> StrReader<'a> {
+    fn new(searcher: &'a Searcher, field: &'static str) -> Self {
+        StrReader {
+            searcher,
+            field,
+            columns: HashMap::new(),
+            buf: String::new(),
+        }
+    }
+
+    /// The first value of the field in the document at `a` (empty when none).
+    fn get(&mut self, a: DocAddress) -> Result<String, IndexError> {
+        if !self.columns.contains_key(&a.segment_ord) {
+            let column = self
+                .searcher
+                .segment_reader(a.segment_ord)
+                .fast_fields()
+                .str(self.field)?;
+            self.columns.insert(a.segment_ord, column);
+        }
+        let Some(Some(column)) = self.columns.get(&a.segment_ord) else {
+            return Ok(String::new());
+        };
+        let first = column.term_ords(a.doc_id).next();
+        self.buf.clear();
+        if let Some(ord) = first {
+            column
+                .ord_to_str(ord, &mut self.buf)
+                .map_err(|e| IndexError::Corrupt(e.to_string()))?;
+        }
+        Ok(self.buf.clone())
+    }
+}
+
+fn date_term(field: tantivy::schema::Field, t: DateTime<Utc>) -> Term {
+    Term::from_field_date(field, tantivy::DateTime::from_timestamp_secs(t.timestamp()))
+}
+
 impl PostIndex {
-    /// Runs `request` and returns its hits, most relevant first.
-    pub fn search(&self, request: &SearchRequest) -> Result<Vec<Hit>, IndexError> {
+    /// The query text parsed against both analysed text fields; a syntax error names its
+    /// position.
+    pub(crate) fn parse(&self, text: &str) -> Result<Box<dyn Query>, IndexError> {
+        let parser =
+            QueryParser::for_index(&self.index, vec![self.fields.text_en, self.fields.text_fr]);
+        parser.parse_query(text).map_err(|e| {
+            let (_, errors) = parser.parse_query_lenient(text);
+            IndexError::Query(errors.into_iter().next().unwrap_or(e))
+        })
+    }
+
+    /// The query of `request`: its text, and every filter, all required.
+    pub(crate) fn build_query(
+        &self,
+        query: &str,
+        filters: &Filters,
+    ) -> Result<Box<dyn Query>, IndexError> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.parse(query)?)];
+        if filters.from.is_some() || filters.to.is_some() {
+            let lower = filters.from.map_or(Bound::Unbounded, |t| {
+                Bound::Included(date_term(f.created_at, t))
+            });
+            let upper = filters.to.map_or(Bound::Unbounded, |t| {
+                Bound::Excluded(date_term(f.created_at, t))
+            });
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+        }
+        for (label, min) in &filters.min_scores {
+            let mut term = Term::from_field_json_path(f.scores, label, false);
+            term.append_type_and_fast_value(f64::from(*min));
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(Bound::Included(term), Bound::Unbounded)),
+            ));
+        }
+        for (field, value) in [
+            (f.category, &filters.category),
+            (f.source, &filters.source),
+            (f.lang, &filters.lang),
+        ] {
+            if let Some(value) = value {
+                clauses.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, value),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+            }
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// The searcher a page is read from: the current one for a first page (pinned for the
+    /// pages after it), the pinned one a cursor names otherwise.
+    fn searcher_for(&self, cursor: Option<&Cursor>) -> Result<Searcher, IndexError> {
+        let mut pinned = self
+            .pinned
+            .lock()
+            .map_err(|_| IndexError::Corrupt("pinned searchers poisoned".into()))?;
+        match cursor {
+            None => {
+                let searcher = self.reader.searcher();
+                let id = searcher.generation().generation_id();
+                if !pinned.iter().any(|s| s.generation().generation_id() == id) {
+                    pinned.push_back(searcher.clone());
+                    while pinned.len() > PINNED {
+                        pinned.pop_front();
+                    }
+                }
+                Ok(searcher)
+            }
+            Some(c) => pinned
+                .iter()
+                .find(|s| s.generation().generation_id() == c.generation)
+                .cloned()
+                .ok_or_else(|| {
+                    IndexError::Cursor(
+                        "this cursor has expired (the index changed too often since its first \
+                         page): search again without `cursor`"
+                            .into(),
+                    )
+                }),
+        }
+    }
+
+    /// Runs `request` and returns one page of hits.
+    pub fn search_page(&self, request: &SearchRequest) -> Result<SearchPage, IndexError> {
+        let fingerprint = request.fingerprint();
+        if let Some(c) = &request.cursor {
+            if c.fingerprint != fingerprint {
+                return Err(IndexError::Cursor(
+                    "this cursor belongs to another search (query, filters, order or limit \
+                     differ): send the same request with it"
+                        .into(),
+                ));
+            }
+        }
+        let searcher = self.searcher_for(request.cursor.as_ref())?;
+        let query = self.build_query(&request.query, &request.filters)?;
+        let offset = request.cursor.map_or(0, |c| c.offset);
+        let limit = request.limit.max(1);
+        let (total, addresses, next) = if request.collapse {
+            self.collapsed(&searcher, query.as_ref(), request.sort, offset, limit)?
+        } else {
+            let (total, addresses) =
+                self.ordered(&searcher, query.as_ref(), request.sort, offset, limit)?;
+            let end = offset + addresses.len();
+            (total, addresses, (end < total).then_some(end))
+        };
+        let next = next.map(|offset| Cursor {
+            generation: searcher.generation().generation_id(),
+            offset,
+            fingerprint,
+        });
+        let mut hits: Vec<Hit> = addresses
+            .into_iter()
+            .map(|(relevance, address)| self.hit(&searcher, address, relevance))
+            .collect::<Result<_, _>>()?;
+        for hit in &mut hits {
+            self.fill_group(&searcher, hit)?;
+        }
+        Ok(SearchPage { hits, total, next })
+    }
+
+    /// One page of hits in the order asked: `limit` from position `offset`, and how many match.
+    fn ordered(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        sort: Sort,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<(f32, DocAddress)>), IndexError> {
+        let top = TopDocs::with_limit(limit).and_offset(offset);
+        Ok(match sort {
+            Sort::Relevance => searcher.search(query, &(Count, top.order_by_score()))?,
+            Sort::Score => {
+                let (n, docs) = searcher.search(
+                    query,
+                    &(Count, top.order_by_fast_field::<f64>("danger", Order::Desc)),
+                )?;
+                (n, docs.into_iter().map(|(_, a)| (0.0, a)).collect())
+            }
+            Sort::Time => {
+                let (n, docs) = searcher.search(
+                    query,
+                    &(
+                        Count,
+                        top.order_by_fast_field::<tantivy::DateTime>("created_at", Order::Desc),
+                    ),
+                )?;
+                (n, docs.into_iter().map(|(_, a)| (0.0, a)).collect())
+            }
+        })
+    }
+
+    /// A page of the first hit of each group not shown before `offset` (a position in the
+    /// uncollapsed order, where the previous page stopped); returns also where the next page
+    /// starts, if any. Reads the order from the top each time, so deep pages cost more.
+    fn collapsed(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        sort: Sort,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Ranked, Option<usize>), IndexError> {
+        let mut want = offset + 4 * limit + 16;
+        loop {
+            let (total, docs) = self.ordered(searcher, query, sort, 0, want)?;
+            let mut keys: HashMap<u32, Column<u64>> = HashMap::new();
+            let mut seen = HashSet::new();
+            let mut page = Vec::new();
+            for (i, (relevance, address)) in docs.iter().enumerate() {
+                let column = match keys.entry(address.segment_ord) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        searcher
+                            .segment_reader(address.segment_ord)
+                            .fast_fields()
+                            .u64("group_key")?,
+                    ),
+                };
+                let key = column.first(address.doc_id).unwrap_or(u64::MAX);
+                let new = seen.insert(key);
+                if i < offset || !new {
+                    continue;
+                }
+                if page.len() == limit {
+                    return Ok((total, page, Some(i)));
+                }
+                page.push((*relevance, *address));
+            }
+            if docs.len() >= total {
+                return Ok((total, page, None));
+            }
+            want = want.saturating_mul(4);
+        }
+    }
+
+    /// The members of group `group`, earliest first.
+    fn members(&self, searcher: &Searcher, group: &str) -> Result<Vec<Member>, IndexError> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.group, group),
+            IndexRecordOption::Basic,
+        );
+        let docs = searcher.search(&query, &DocSetCollector)?;
+        let mut ids = StrReader::new(searcher, "id");
+        let mut sources = StrReader::new(searcher, "source");
+        let mut members = Vec::with_capacity(docs.len());
+        for a in docs {
+            let created = searcher
+                .segment_reader(a.segment_ord)
+                .fast_fields()
+                .date("created_at")?
+                .first(a.doc_id)
+                .map(|t| DateTime::from_timestamp(t.into_timestamp_secs(), 0).unwrap_or_default())
+                .unwrap_or_default();
+            members.push(Member {
+                id: ids.get(a)?,
+                created_at: created,
+                source: sources.get(a)?,
+            });
+        }
+        members.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(members)
+    }
+
+    /// Sets the group statistics of `hit` (whose `group` is set): copies, first seen,
+    /// sources. Reads fast fields only, and each distinct source string once.
+    fn fill_group(&self, searcher: &Searcher, hit: &mut Hit) -> Result<(), IndexError> {
+        if hit.group.is_empty() {
+            hit.group = hit.id.clone();
+        }
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.group, &hit.group),
+            IndexRecordOption::Basic,
+        );
+        let docs = searcher.search(&query, &DocSetCollector)?;
+        let mut by_segment: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for a in &docs {
+            by_segment.entry(a.segment_ord).or_default().push(a.doc_id);
+        }
+        let mut first = hit.created_at.timestamp();
+        let mut sources = BTreeSet::from([hit.source.clone()]);
+        let mut name = String::new();
+        for (segment, docs) in by_segment {
+            let fast = searcher.segment_reader(segment).fast_fields();
+            let created = fast.date("created_at")?;
+            let mut ords = BTreeSet::new();
+            let source = fast.str("source")?;
+            for doc in docs {
+                if let Some(t) = created.first(doc) {
+                    first = first.min(t.into_timestamp_secs());
+                }
+                if let Some(source) = &source {
+                    ords.extend(source.term_ords(doc));
+                }
+            }
+            if let Some(source) = &source {
+                for ord in ords {
+                    if source
+                        .ord_to_str(ord, &mut name)
+                        .map_err(|e| IndexError::Corrupt(e.to_string()))?
+                    {
+                        sources.insert(name.clone());
+                    }
+                }
+            }
+        }
+        hit.copies = docs.len().max(1) as u64;
+        hit.first_seen = DateTime::from_timestamp(first, 0).unwrap_or(hit.created_at);
+        hit.sources = sources.into_iter().collect();
+        Ok(())
+    }
+
+    fn address_of(&self, searcher: &Searcher, id: &str) -> Result<Option<DocAddress>, IndexError> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        Ok(searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())?
+            .into_iter()
+            .next()
+            .map(|(_, a)| a))
+    }
+
+    /// The near-duplicate group of post `id` with all its members, if the index holds it.
+    pub fn group_of(&self, id: &str) -> Result<Option<Group>, IndexError> {
         let searcher = self.reader.searcher();
-        let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
-        let query = parser.parse_query(&request.query)?;
-        let top = searcher.search(
-            &query,
-            &TopDocs::with_limit(request.limit.max(1)).order_by_score(),
-        )?;
-        top.into_iter()
-            .map(|(relevance, address)| {
-                let doc: TantivyDocument = searcher.doc(address)?;
-                let json = doc
-                    .get_first(self.fields.envelope)
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| IndexError::Corrupt("document without envelope".into()))?;
-                let envelope = Envelope::from_json(json.as_bytes())
-                    .map_err(|e| IndexError::Corrupt(e.to_string()))?;
-                Ok(Hit::from_envelope(envelope, relevance))
+        let Some(address) = self.address_of(&searcher, id)? else {
+            return Ok(None);
+        };
+        let group = StrReader::new(&searcher, "group").get(address)?;
+        let members = self.members(&searcher, &group)?;
+        Ok(Some(Group { id: group, members }))
+    }
+
+    /// Runs `request` and returns its first page of hits.
+    pub fn search(&self, request: &SearchRequest) -> Result<Vec<Hit>, IndexError> {
+        Ok(self.search_page(request)?.hits)
+    }
+
+    fn envelope_of(&self, doc: &TantivyDocument) -> Result<Envelope, IndexError> {
+        let json = doc
+            .get_first(self.fields.envelope)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| IndexError::Corrupt("document without envelope".into()))?;
+        Envelope::from_json(json.as_bytes()).map_err(|e| IndexError::Corrupt(e.to_string()))
+    }
+
+    fn hit(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+        relevance: f32,
+    ) -> Result<Hit, IndexError> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let mut hit = Hit::from_envelope(self.envelope_of(&doc)?, relevance);
+        if let Some(group) = doc.get_first(self.fields.group).and_then(|v| v.as_str()) {
+            hit.group = group.to_string();
+        }
+        Ok(hit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PostIndex;
+    use vigie_record::fixtures::scored;
+    use vigie_record::Envelope;
+
+    /// A post `n` in `lang`, from `source`, `hours` after 2026-11-27T00:00Z, scored.
+    fn post(n: u32, text: &str, lang: &str, source: &str, hours: i64, danger: f32) -> Envelope {
+        let mut e = scored(&n.to_string(), text, danger);
+        e.post.lang = Some(lang.into());
+        e.post.source = source.into();
+        e.post.created_at = "2026-11-27T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            + chrono::Duration::hours(hours);
+        if let Some(s) = e.scoring.as_mut() {
+            s.scores.insert(
+                "fire".into(),
+                if text.contains("fire") || text.contains("incendie") {
+                    0.8
+                } else {
+                    0.1
+                },
+            );
+        }
+        e
+    }
+
+    fn index_of(posts: &[Envelope]) -> (tempfile::TempDir, PostIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(dir.path()).unwrap();
+        let mut w = index.writer().unwrap();
+        for p in posts {
+            w.upsert(p).unwrap();
+        }
+        w.commit(None).unwrap();
+        (dir, index)
+    }
+
+    fn ids(index: &PostIndex, request: SearchRequest) -> Vec<String> {
+        let mut texts: Vec<String> = index
+            .search(&request)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.text)
+            .collect();
+        texts.sort();
+        texts
+    }
+
+    fn q(query: &str) -> SearchRequest {
+        SearchRequest {
+            query: query.into(),
+            limit: 50,
+            ..SearchRequest::default()
+        }
+    }
+
+    #[test]
+    fn english_and_french_posts_are_stemmed_in_their_language() {
+        let (_d, index) = index_of(&[
+            post(1, "Two fires burning near the station", "en", "rss", 0, 0.9),
+            post(
+                2,
+                "Incendies en cours à Vénissieux",
+                "fr",
+                "mastodon",
+                1,
+                0.9,
+            ),
+            post(3, "Nothing happening", "en", "rss", 2, 0.1),
+        ]);
+        assert_eq!(
+            ids(&index, q("fire")),
+            ["Two fires burning near the station"]
+        );
+        assert_eq!(
+            ids(&index, q("burn")),
+            ["Two fires burning near the station"]
+        );
+        // French plural and accent-free spelling find the French post.
+        assert_eq!(
+            ids(&index, q("incendie")),
+            ["Incendies en cours à Vénissieux"]
+        );
+        assert_eq!(
+            ids(&index, q("venissieux")),
+            ["Incendies en cours à Vénissieux"]
+        );
+        // A syntax error names its position.
+        let e = index.search(&q("fire AND (smoke")).unwrap_err();
+        assert!(e.to_string().contains("position"), "{e}");
+    }
+
+    #[test]
+    fn filters_restrict_and_sorts_order() {
+        let (_d, index) = index_of(&[
+            post(1, "warehouse fire", "en", "rss", 0, 0.6),
+            post(2, "incendie entrepôt", "fr", "mastodon", 5, 0.95),
+            post(3, "quiet day", "en", "mastodon", 10, 0.05),
+        ]);
+        let with = |f: Filters, sort| {
+            let mut r = q("*");
+            r.filters = f;
+            r.sort = sort;
+            index
+                .search(&r)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.text)
+                .collect::<Vec<_>>()
+        };
+        let at = |h: i64| {
+            Some(
+                "2026-11-27T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+                    + chrono::Duration::hours(h),
+            )
+        };
+        assert_eq!(
+            with(
+                Filters {
+                    from: at(1),
+                    to: at(10),
+                    ..Filters::default()
+                },
+                Sort::Time
+            ),
+            ["incendie entrepôt"]
+        );
+        assert_eq!(
+            with(
+                Filters {
+                    min_scores: vec![("danger".into(), 0.5)],
+                    ..Filters::default()
+                },
+                Sort::Score
+            ),
+            ["incendie entrepôt", "warehouse fire"]
+        );
+        assert_eq!(
+            with(
+                Filters {
+                    min_scores: vec![("fire".into(), 0.7), ("danger".into(), 0.9)],
+                    ..Filters::default()
+                },
+                Sort::Score
+            ),
+            ["incendie entrepôt"]
+        );
+        assert_eq!(
+            with(
+                Filters {
+                    category: Some("fire".into()),
+                    ..Filters::default()
+                },
+                Sort::Time
+            ),
+            ["incendie entrepôt", "warehouse fire"]
+        );
+        assert_eq!(
+            with(
+                Filters {
+                    source: Some("mastodon".into()),
+                    lang: Some("en".into()),
+                    ..Filters::default()
+                },
+                Sort::Time
+            ),
+            ["quiet day"]
+        );
+        assert_eq!(
+            with(Filters::default(), Sort::Time),
+            ["quiet day", "incendie entrepôt", "warehouse fire"]
+        );
+        assert_eq!(
+            with(Filters::default(), Sort::Score),
+            ["incendie entrepôt", "warehouse fire", "quiet day"]
+        );
+    }
+
+    #[test]
+    fn paging_with_cursors_returns_every_hit_once_even_across_commits() {
+        let posts: Vec<_> = (0..23)
+            .map(|n| {
+                post(
+                    n,
+                    &format!("flood report {n}"),
+                    "en",
+                    "rss",
+                    i64::from(n % 4),
+                    0.5,
+                )
             })
-            .collect()
+            .collect();
+        let (_d, index) = index_of(&posts);
+        for sort in [Sort::Relevance, Sort::Score, Sort::Time] {
+            let mut request = SearchRequest {
+                query: "flood".into(),
+                limit: 5,
+                sort,
+                ..SearchRequest::default()
+            };
+            let mut seen = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = index.search_page(&request).unwrap();
+                assert_eq!(page.total, 23);
+                seen.extend(page.hits.into_iter().map(|h| h.id));
+                pages += 1;
+                if pages == 2 && sort == Sort::Time {
+                    // A commit between pages does not disturb the pages of a pinned snapshot.
+                    let mut w = index.writer().unwrap();
+                    w.upsert(&post(99, "flood again", "en", "rss", 9, 0.9))
+                        .unwrap();
+                    w.commit(None).unwrap();
+                }
+                match page.next {
+                    Some(c) => request.cursor = Some(c.to_string().parse().unwrap()),
+                    None => break,
+                }
+            }
+            assert_eq!(pages, 5);
+            let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+            assert_eq!((seen.len(), unique.len()), (23, 23), "{sort:?}");
+        }
+        // A cursor used with another search, or garbled, is refused.
+        let first = index
+            .search_page(&SearchRequest {
+                query: "flood".into(),
+                limit: 5,
+                ..SearchRequest::default()
+            })
+            .unwrap();
+        let other = SearchRequest {
+            query: "report".into(),
+            limit: 5,
+            cursor: first.next,
+            ..SearchRequest::default()
+        };
+        assert!(matches!(
+            index.search_page(&other),
+            Err(IndexError::Cursor(_))
+        ));
+        assert!("c1.zz".parse::<Cursor>().is_err());
     }
 }

@@ -1,6 +1,13 @@
 //! Writing envelopes: upsert by Vigie id, atomic commits with a payload.
 
-use crate::{IndexError, PostIndex};
+use crate::near_dup::{self, MAX_CANDIDATES, SIMILARITY};
+use crate::{schema, IndexError, PostIndex};
+use chrono::{DateTime as ChronoTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, OwnedValue, Value};
 use tantivy::{DateTime, TantivyDocument, Term};
 use vigie_record::Envelope;
 
@@ -11,12 +18,30 @@ const WRITER_MEMORY: usize = 50_000_000;
 pub struct IndexWriter {
     index: PostIndex,
     inner: tantivy::IndexWriter,
+    /// Posts added since the last commit (not yet searchable), for near-duplicate lookup.
+    pending: Vec<Pending>,
+    /// Their band keys: band -> indices into `pending` (at most [`BUCKET`] each).
+    pending_bands: HashMap<u64, Vec<usize>>,
 }
+
+/// A post added since the last commit.
+struct Pending {
+    words: BTreeSet<String>,
+    group: String,
+}
+
+/// Most uncommitted posts remembered per band key.
+const BUCKET: usize = 8;
 
 impl IndexWriter {
     pub(crate) fn new(index: PostIndex) -> Result<Self, IndexError> {
         let inner = index.index.writer(WRITER_MEMORY)?;
-        Ok(IndexWriter { index, inner })
+        Ok(IndexWriter {
+            index,
+            inner,
+            pending: Vec::new(),
+            pending_bands: HashMap::new(),
+        })
     }
 
     /// Adds `envelope`, replacing any document with the same Vigie id once committed.
@@ -27,7 +52,12 @@ impl IndexWriter {
             .delete_term(Term::from_field_text(f.id, post.id.as_str()));
         let mut doc = TantivyDocument::default();
         doc.add_text(f.id, post.id.as_str());
-        doc.add_text(f.text, &post.text);
+        let text_field = if schema::is_french(post.lang.as_deref()) {
+            f.text_fr
+        } else {
+            f.text_en
+        };
+        doc.add_text(text_field, &post.text);
         doc.add_text(f.source, &post.source);
         if let Some(lang) = &post.lang {
             doc.add_text(f.lang, lang);
@@ -38,12 +68,124 @@ impl IndexWriter {
         );
         let danger = envelope.scoring.as_ref().map_or(0.0, |s| s.danger());
         doc.add_f64(f.danger, f64::from(danger));
+        if let Some(scoring) = &envelope.scoring {
+            let mut scores = BTreeMap::new();
+            for (label, score) in &scoring.scores {
+                scores.insert(label.clone(), OwnedValue::F64(f64::from(*score)));
+                if label != "danger" && *score >= schema::CATEGORY_THRESHOLD {
+                    doc.add_text(f.category, label);
+                }
+            }
+            doc.add_object(f.scores, scores);
+        }
+        let words = near_dup::words(&post.text);
+        let bands = near_dup::bands(&words);
+        let group = self.group_for(post.id.as_str(), &words, &bands)?;
+        doc.add_text(f.group, &group);
+        doc.add_u64(f.group_key, near_dup::fnv1a(group.as_bytes()));
+        for band in &bands {
+            doc.add_u64(f.dup_band, *band);
+        }
+        doc.add_text(
+            f.dup_words,
+            words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let slot = self.pending.len();
+        self.pending.push(Pending { words, group });
+        for band in bands {
+            let bucket = self.pending_bands.entry(band).or_default();
+            if bucket.len() < BUCKET {
+                bucket.push(slot);
+            }
+        }
         doc.add_text(
             f.envelope,
             String::from_utf8(envelope.to_json()).expect("JSON is UTF-8"),
         );
         self.inner.add_document(doc)?;
         Ok(())
+    }
+
+    /// Deletes, once committed, every post created strictly before `cutoff`, and returns their
+    /// ids as the last visible commit holds them (the retention of `vigie retention enforce`).
+    pub fn delete_created_before(
+        &mut self,
+        cutoff: ChronoTime<Utc>,
+    ) -> Result<Vec<String>, IndexError> {
+        let f = &self.index.fields;
+        let upper = Term::from_field_date(
+            f.created_at,
+            DateTime::from_timestamp_secs(cutoff.timestamp()),
+        );
+        let query = RangeQuery::new(Bound::Unbounded, Bound::Excluded(upper));
+        let ids = self.index.ids_matching(&query)?;
+        if !ids.is_empty() {
+            self.inner.delete_query(Box::new(query))?;
+        }
+        Ok(ids)
+    }
+
+    /// The near-duplicate group of a post with `words` (see [`near_dup`]): that of its most
+    /// similar earlier post, committed or pending, when similar enough; else its own `id`.
+    fn group_for(
+        &self,
+        id: &str,
+        words: &BTreeSet<String>,
+        bands: &[u64],
+    ) -> Result<String, IndexError> {
+        if bands.is_empty() {
+            return Ok(id.to_string());
+        }
+        let mut best: Option<(f64, String)> = None;
+        let mut consider = |similarity: f64, group: &str| {
+            if similarity >= SIMILARITY && best.as_ref().is_none_or(|(s, _)| similarity > *s) {
+                best = Some((similarity, group.to_string()));
+            }
+        };
+        let mut seen = BTreeSet::new();
+        for band in bands {
+            for slot in self.pending_bands.get(band).into_iter().flatten() {
+                if seen.len() < MAX_CANDIDATES && seen.insert(*slot) {
+                    let p = &self.pending[*slot];
+                    consider(near_dup::jaccard(words, &p.words), &p.group);
+                }
+            }
+        }
+        let f = &self.index.fields;
+        let clauses: Vec<(Occur, Box<dyn Query>)> = bands
+            .iter()
+            .map(|b| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_u64(f.dup_band, *b),
+                    IndexRecordOption::Basic,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let searcher = self.index.reader.searcher();
+        let top = searcher.search(
+            &BooleanQuery::new(clauses),
+            &TopDocs::with_limit(MAX_CANDIDATES).order_by_score(),
+        )?;
+        for (_, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("");
+            let other: BTreeSet<String> = text(f.dup_words)
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect();
+            let group = match text(f.group) {
+                "" => text(f.id),
+                g => g,
+            };
+            consider(near_dup::jaccard(words, &other), group);
+        }
+        Ok(best.map_or_else(|| id.to_string(), |(_, g)| g))
     }
 
     /// Commits everything added since the last commit, atomically with `payload`, and makes it
@@ -54,6 +196,8 @@ impl IndexWriter {
             prepared.set_payload(payload);
         }
         prepared.commit()?;
+        self.pending.clear();
+        self.pending_bands.clear();
         self.index.refresh()
     }
 }

@@ -1,24 +1,64 @@
 //! Ingestors: turn public posts into [`Envelope`]s with their provenance.
 //!
-//! Every ingestor replaces authors by a keyed pseudonym ([`Pseudonymiser`]) before a post is
-//! wrapped, and records how the post was fetched: where from, when, by which ingestor and
-//! version, and the SHA-256 of the item's bytes exactly as fetched.
+//! ## Sources
+//! Each kind of public source is one implementation of the [`Source`] trait: [`mastodon`]
+//! (public and hashtag timelines), [`rss`] (RSS and Atom feeds), [`reddit`] (`/r/{sub}/new`
+//! listings) and [`jetstream`] (Bluesky's firehose of posts). A source is polled for a
+//! [`Batch`]: the posts and deletions ([`Item`]) that follow a [`Cursor`], and the cursor that
+//! follows them. Files are read by [`replay`] (labelled JSONL), [`crisislex`] (CrisisLex CSV)
+//! and [`capture`] (what a source yielded, written by `vigie capture`).
 //!
-//! Guarantees: an input item that cannot be read yields an [`IngestError`] that names the
-//! source and the position (file and line, or URL) and the field at fault; the items around
-//! it are still delivered.
+//! ## Cursors: nothing lost, nothing repeated
+//! A source never remembers on its own where it is: it is handed the last *committed* cursor
+//! and returns the cursor after the batch it yields. The [`driver`] commits that cursor (an
+//! atomic file write under `<data_dir>/cursors/`, see [`state`]) only once the batch's sink has
+//! accepted every item (written to a capture file, indexed, acknowledged by Kafka). A crash
+//! before the commit makes the next run fetch the same batch again; a crash after it makes the
+//! next run start after it. Each post's [`VigieId`](vigie_record::VigieId) is stable, so a
+//! batch delivered twice by a crash between the sink and the commit collapses downstream.
+//!
+//! ## Politeness and robustness
+//! Web sources share one [`http::HttpClient`]: a clear User-Agent, connect and read timeouts, a
+//! cap on response size, a rate limit per host, `Retry-After` honoured on 429 and 503, and
+//! exponential backoff with jitter on failures. Every failure names the source and the URL. A
+//! malformed item is skipped with its reason, logged and counted; the items around it are
+//! still delivered. A source that fails is retried by its own driver, and never stops others.
+//!
+//! ## Pseudonyms
+//! Every ingestor replaces authors by a keyed pseudonym ([`Pseudonymiser`]) before a post is
+//! wrapped, and also the handles inside the text and in URLs (mentions, profile links). It
+//! records how the post was fetched: where from, when, by which ingestor and version, which
+//! source configuration and query matched, and the SHA-256 of the item's bytes as fetched.
+//!
+//! ## Coverage
+//! What a source could not see is recorded as time windows ([`state::Gap`]): outages,
+//! rate-limit waits, skipped pages. `vigie sources status` prints them.
 //!
 //! [`Envelope`]: vigie_record::Envelope
 
+pub mod capture;
+pub mod config;
+pub mod crisislex;
+pub mod driver;
+pub mod http;
+pub mod jetstream;
+pub mod lang;
+pub mod mastodon;
 mod pseudonym;
+pub mod reddit;
 pub mod replay;
+pub mod rss;
+pub mod source;
+pub mod state;
+pub mod text;
 
-pub use pseudonym::Pseudonymiser;
+pub use pseudonym::{HandleContext, Platform, Pseudonymiser};
+pub use source::{Batch, Cursor, Item, Skipped, Source, Tombstone};
 
 /// The version recorded in the provenance of every post this crate ingests.
 pub const INGESTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Why an item could not be ingested.
+/// Why an item, a fetch or a source could not be ingested.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The input could not be opened or read.
@@ -41,4 +81,43 @@ pub enum IngestError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// An HTTP fetch failed; the error names the source and the URL.
+    #[error(transparent)]
+    Fetch(#[from] http::FetchError),
+    /// A streaming connection (WebSocket) failed.
+    #[error("{source_name}: {url}: {message}")]
+    Stream {
+        /// The source configuration's name.
+        source_name: String,
+        /// The stream's URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The sources configuration is invalid.
+    #[error("sources configuration {location}: {message}")]
+    Config {
+        /// The file (and key) at fault.
+        location: String,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+    /// The sink refused a batch: the cursor stays where it was.
+    #[error("{source_name}: the sink refused a batch: {message}")]
+    Sink {
+        /// The source configuration's name.
+        source_name: String,
+        /// The sink's error.
+        message: String,
+    },
+}
+
+impl IngestError {
+    /// How long the server asked us to wait before trying again, when it said so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            IngestError::Fetch(e) => e.retry_after(),
+            _ => None,
+        }
+    }
 }

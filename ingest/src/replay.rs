@@ -1,15 +1,181 @@
-//! Replay of labelled JSONL files (the format of `vigie eval`, and of the bundled sample stream).
+//! Replay of recorded streams: labelled JSONL, capture files and CrisisLex CSV.
 //!
-//! One JSON object a line: `id` and `text` required; `source` (default `replay`), `author`,
-//! `lang`, `created_at` (RFC 3339; default: the time the file is read) and `url` optional;
-//! `labels` and any other field are ignored here. Blank lines are skipped.
+//! ## Formats
+//! - **Labelled JSONL** (the format of `vigie eval`, and of the bundled sample stream), read by
+//!   [`read_jsonl`]: one JSON object a line: `id` and `text` required; `source` (default
+//!   `replay`), `author`, `lang`, `created_at` (RFC 3339; default: the time the file is read)
+//!   and `url` optional; `labels` and any other field are ignored here. Blank lines are skipped.
+//! - **Captures** (`vigie capture`, [`capture`]): envelopes and tombstones,
+//!   `.zst` when compressed.
+//! - **CrisisLex CSV** ([`crisislex`]).
+//!
+//! [`Format::detect`] tells them apart: by extension (`.csv`, `.zst`), else by the first
+//! line (an envelope has `post` and `provenance`, a tombstone line `tombstone`).
+//!
+//! ## Order and pace
+//! [`load`] returns the items sorted by their time at the source (publication, or deletion)
+//! then by Vigie id, a deterministic order whatever the file order. [`Speed`] maps each item
+//! to its offset from the start of the replay: the original inter-arrival times divided by the
+//! speed, or no waiting at all (`max`).
 
-use crate::{IngestError, Pseudonymiser, INGESTOR_VERSION};
+use crate::source::Item;
+use crate::{capture, crisislex, IngestError, Pseudonymiser, INGESTOR_VERSION};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::io::BufRead;
 use std::path::Path;
+use std::time::Duration;
 use vigie_record::{content_sha256, Envelope, Ingestor, Post, Provenance, VigieId};
+
+/// The kinds of file [`load`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Labelled JSONL ([`read_jsonl`]).
+    Labelled,
+    /// A capture file ([`capture::read`]).
+    Capture,
+    /// A CrisisLex CSV file ([`crisislex::read_csv`]).
+    CrisisLex,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "labelled" | "labeled" | "jsonl" => Ok(Format::Labelled),
+            "capture" => Ok(Format::Capture),
+            "crisislex" | "csv" => Ok(Format::CrisisLex),
+            other => Err(format!(
+                "unknown format {other:?}: expected labelled, capture or crisislex"
+            )),
+        }
+    }
+}
+
+impl Format {
+    /// The format of `path`: `.csv` is CrisisLex, `.zst` a capture; otherwise the first
+    /// non-blank line decides (an envelope or a tombstone: capture; else labelled JSONL).
+    pub fn detect(path: &Path) -> Result<Format, IngestError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => return Ok(Format::CrisisLex),
+            Some("zst") => return Ok(Format::Capture),
+            _ => {}
+        }
+        let file = std::fs::File::open(path).map_err(|error| IngestError::Io {
+            source_name: SOURCE.into(),
+            location: path.display().to_string(),
+            error,
+        })?;
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line)
+                .unwrap_or_default();
+            let capture = keys.contains_key("tombstone")
+                || (keys.contains_key("post") && keys.contains_key("provenance"));
+            return Ok(if capture {
+                Format::Capture
+            } else {
+                Format::Labelled
+            });
+        }
+        Ok(Format::Labelled)
+    }
+}
+
+/// A file's items in replay order, and the lines that could not be read.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Items sorted by time at the source, then Vigie id.
+    pub items: Vec<Item>,
+    /// The unreadable lines, each naming file, line and field.
+    pub rejected: Vec<IngestError>,
+}
+
+/// Reads `path` (in `format`, or the detected one) and sorts its items for replay.
+pub fn load(
+    path: &Path,
+    format: Option<Format>,
+    pseudonymiser: &Pseudonymiser,
+) -> Result<Replay, IngestError> {
+    let format = match format {
+        Some(f) => f,
+        None => Format::detect(path)?,
+    };
+    let results: Vec<Result<Item, IngestError>> = match format {
+        Format::Capture => capture::read(path)?,
+        Format::Labelled => read_jsonl(path, pseudonymiser)?
+            .into_iter()
+            .map(|r| r.map(|e| Item::Post(Box::new(e))))
+            .collect(),
+        Format::CrisisLex => crisislex::read_csv(path, pseudonymiser)?
+            .into_iter()
+            .map(|r| r.map(|e| Item::Post(Box::new(e))))
+            .collect(),
+    };
+    let mut replay = Replay::default();
+    for r in results {
+        match r {
+            Ok(item) => replay.items.push(item),
+            Err(e) => replay.rejected.push(e),
+        }
+    }
+    replay
+        .items
+        .sort_by(|a, b| (a.at(), a.id()).cmp(&(b.at(), b.id())));
+    Ok(replay)
+}
+
+/// How fast to replay: a factor of the original pace, or as fast as possible.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// Original inter-arrival times divided by this factor (1 = real time).
+    Factor(f64),
+    /// No waiting.
+    Max,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match s.trim_end_matches('x').parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+            _ => Err(format!(
+                "invalid speed {s:?}: a positive factor (1, 10...) or `max`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::Max => f.write_str("max speed"),
+            Speed::Factor(x) => write!(f, "{x}x speed"),
+        }
+    }
+}
+
+impl Speed {
+    /// When the item at `at` is due, counted from the start of a replay whose first item is at
+    /// `first`; `None` at `max` speed (due at once).
+    pub fn offset(&self, first: DateTime<Utc>, at: DateTime<Utc>) -> Option<Duration> {
+        match self {
+            Speed::Max => None,
+            Speed::Factor(f) => {
+                let span = (at - first).to_std().unwrap_or(Duration::ZERO);
+                Some(span.div_f64(*f))
+            }
+        }
+    }
+}
 
 /// One line of a labelled JSONL file, as far as replay needs it.
 #[derive(Debug, Deserialize)]
@@ -101,6 +267,65 @@ fn parse_line(
     })
 }
 
+/// What [`play`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Played {
+    /// Items delivered.
+    pub items: usize,
+    /// Batches delivered.
+    pub batches: usize,
+}
+
+/// Delivers `items` (in replay order) to `deliver` in batches of at most `batch_size`, each item
+/// no earlier than its [`Speed::offset`] after the start. `elapsed` says how long the replay has
+/// been running and `sleep` waits: the real clock in `vigie replay`, a fake one in tests.
+///
+/// A batch is handed over when it is full, and before any wait for a later item, so an item
+/// is never held back behind one that is not due yet.
+pub fn play<E>(
+    items: Vec<Item>,
+    speed: Speed,
+    batch_size: usize,
+    elapsed: impl Fn() -> Duration,
+    mut sleep: impl FnMut(Duration),
+    mut deliver: impl FnMut(Vec<Item>) -> Result<(), E>,
+) -> Result<Played, E> {
+    let mut played = Played::default();
+    let Some(first) = items.first().map(Item::at) else {
+        return Ok(played);
+    };
+    let batch_size = batch_size.max(1);
+    let mut batch = Vec::with_capacity(batch_size);
+    for item in items {
+        if let Some(due) = speed.offset(first, item.at()) {
+            let now = elapsed();
+            if due > now {
+                if !batch.is_empty() {
+                    played.items += batch.len();
+                    played.batches += 1;
+                    deliver(std::mem::take(&mut batch))?;
+                }
+                let now = elapsed();
+                if due > now {
+                    sleep(due - now);
+                }
+            }
+        }
+        batch.push(item);
+        if batch.len() >= batch_size {
+            played.items += batch.len();
+            played.batches += 1;
+            deliver(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        played.items += batch.len();
+        played.batches += 1;
+        deliver(batch)?;
+    }
+    Ok(played)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +366,114 @@ mod tests {
         let garbage = items[2].as_ref().unwrap_err().to_string();
         assert!(garbage.contains(":4:"), "{garbage}");
         assert_eq!(items[3].as_ref().unwrap().post.source, "replay");
+    }
+
+    #[test]
+    fn speeds_scale_inter_arrival_times() {
+        let t0: DateTime<Utc> = "2013-04-19T11:00:00Z".parse().unwrap();
+        let t1: DateTime<Utc> = "2013-04-19T11:00:30Z".parse().unwrap();
+        let one: Speed = "1".parse().unwrap();
+        let ten: Speed = "10".parse().unwrap();
+        let max: Speed = "max".parse().unwrap();
+        assert_eq!(one.offset(t0, t1), Some(Duration::from_secs(30)));
+        assert_eq!(ten.offset(t0, t1), Some(Duration::from_secs(3)));
+        assert_eq!(max.offset(t0, t1), None);
+        assert_eq!(one.offset(t1, t0), Some(Duration::ZERO));
+        assert!("0".parse::<Speed>().is_err() && "fast".parse::<Speed>().is_err());
+    }
+
+    fn post_at(n: u32, at: &str) -> Item {
+        let mut e = vigie_record::fixtures::envelope(&n.to_string(), "text");
+        e.post.created_at = at.parse().unwrap();
+        Item::Post(Box::new(e))
+    }
+
+    #[test]
+    fn play_keeps_scaled_inter_arrival_times_and_never_holds_items_back() {
+        use std::cell::Cell;
+        let items = vec![
+            post_at(1, "2013-04-15T18:50:00Z"),
+            post_at(2, "2013-04-15T18:50:00Z"),
+            post_at(3, "2013-04-15T18:50:20Z"),
+            post_at(4, "2013-04-15T18:51:00Z"),
+            post_at(5, "2013-04-15T18:51:00Z"),
+            post_at(6, "2013-04-15T18:51:00Z"),
+        ];
+        let clock = Cell::new(Duration::ZERO);
+        let mut log = Vec::new();
+        let played = play(
+            items.clone(),
+            Speed::Factor(10.0),
+            2,
+            || clock.get(),
+            |d| clock.set(clock.get() + d),
+            |batch: Vec<Item>| {
+                let ids: Vec<String> = batch
+                    .iter()
+                    .map(|i| match i {
+                        Item::Post(e) => e.post.native_id.clone(),
+                        Item::Delete(_) => unreachable!(),
+                    })
+                    .collect();
+                log.push((clock.get(), ids));
+                Ok::<_, ()>(())
+            },
+        )
+        .unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(
+            log,
+            vec![
+                (s(0), vec!["1".to_string(), "2".to_string()]),
+                // 20 s later at speed 10: 2 s; handed over alone before the wait for item 4.
+                (s(2), vec!["3".to_string()]),
+                (s(6), vec!["4".to_string(), "5".to_string()]),
+                (s(6), vec!["6".to_string()]),
+            ]
+        );
+        assert_eq!(
+            played,
+            Played {
+                items: 6,
+                batches: 4
+            }
+        );
+
+        // At max speed nothing waits: full batches only.
+        let clock = Cell::new(Duration::ZERO);
+        let mut sizes = Vec::new();
+        play(
+            items,
+            Speed::Max,
+            4,
+            || clock.get(),
+            |_| panic!("no waiting at max speed"),
+            |batch: Vec<Item>| {
+                sizes.push(batch.len());
+                Ok::<_, ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(sizes, vec![4, 2]);
+    }
+
+    #[test]
+    fn formats_are_detected_by_name_then_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let labelled = dir.path().join("l.jsonl");
+        std::fs::write(&labelled, "\n{\"id\":\"1\",\"text\":\"x\"}\n").unwrap();
+        assert_eq!(Format::detect(&labelled).unwrap(), Format::Labelled);
+        let capture = dir.path().join("c.jsonl");
+        std::fs::write(&capture, "{\"post\":{},\"provenance\":{}}\n").unwrap();
+        assert_eq!(Format::detect(&capture).unwrap(), Format::Capture);
+        assert_eq!(
+            Format::detect(Path::new("x/y.csv")).unwrap(),
+            Format::CrisisLex
+        );
+        assert_eq!(
+            Format::detect(Path::new("x/y.jsonl.zst")).unwrap(),
+            Format::Capture
+        );
     }
 
     #[test]

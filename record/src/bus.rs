@@ -24,7 +24,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::Duration;
@@ -52,6 +52,8 @@ pub struct BusConfig {
     pub brokers: String,
     /// Client id reported to the broker.
     pub client_id: String,
+    /// Further librdkafka properties, applied to every client made from this config.
+    pub extra: Vec<(String, String)>,
 }
 
 impl BusConfig {
@@ -60,13 +62,23 @@ impl BusConfig {
         BusConfig {
             brokers: brokers.into(),
             client_id: "vigie".into(),
+            extra: Vec::new(),
         }
+    }
+
+    /// Adds a librdkafka property (e.g. `batch.num.messages`) for every client made from this.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
     }
 
     fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
         c
     }
 
@@ -118,7 +130,28 @@ impl Publisher {
 
     /// Publishes `payload` under `key`; returns where it landed once acknowledged.
     pub async fn send(&self, key: &str, payload: &[u8]) -> Result<KafkaCoords, BusError> {
-        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        self.send_with_headers(key, payload, &[]).await
+    }
+
+    /// Publishes `payload` under `key` with string `headers`; returns where it landed once
+    /// acknowledged.
+    pub async fn send_with_headers(
+        &self,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<KafkaCoords, BusError> {
+        let mut owned = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in headers {
+            owned = owned.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let record = FutureRecord::to(&self.topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned);
         let delivery = self
             .producer
             .send(record, Duration::from_secs(60))
@@ -141,6 +174,8 @@ pub struct Delivery {
     pub key: Option<Vec<u8>>,
     /// The message value, exactly as produced.
     pub payload: Vec<u8>,
+    /// The message headers whose values are UTF-8.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A consumer-group member that commits explicit offsets only.
@@ -164,6 +199,40 @@ impl Subscriber {
         Ok(Subscriber { consumer })
     }
 
+    /// Reads every partition of `topic` without a consumer group, each from the offset
+    /// `positions` gives (the next offset to read), or from the beginning. For a stage that
+    /// keeps its own positions atomically with its output (the indexer keeps them in the
+    /// index commit), so the group's committed offsets play no part.
+    pub fn assigned(
+        config: &BusConfig,
+        topic: &str,
+        positions: &std::collections::BTreeMap<i32, i64>,
+    ) -> Result<Self, BusError> {
+        let consumer: StreamConsumer = config
+            .client()
+            .set("group.id", "vigie-unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let mut list = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                let offset = positions
+                    .get(&p.id())
+                    .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                list.add_partition_offset(topic, p.id(), offset)?;
+            }
+        }
+        if list.count() == 0 {
+            return Err(BusError::Kafka(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            )));
+        }
+        consumer.assign(&list)?;
+        Ok(Subscriber { consumer })
+    }
+
     /// Waits for the next message.
     pub async fn next(&self) -> Result<Delivery, BusError> {
         let m = self.consumer.recv().await?;
@@ -175,6 +244,17 @@ impl Subscriber {
             },
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().unwrap_or_default().to_vec(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|h| {
+                            let v = std::str::from_utf8(h.value?).ok()?;
+                            Some((h.key.to_string(), v.to_string()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -106,10 +106,11 @@ impl Broker {
         }
     }
 
-    /// Stops the broker and starts it again on the same port and storage.
-    pub fn restart(mut self) -> Broker {
+    /// Stops the broker, waits `down`, and starts it again on the same port and storage.
+    pub fn restart(mut self, down: Duration) -> Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        std::thread::sleep(down);
         let (port, storage, workdir) = (self.port, self.storage.clone(), self.workdir.clone());
         std::mem::forget(self);
         Self::spawn(port, storage, workdir)

@@ -1,0 +1,261 @@
+//! The trained classifier: logistic-regression heads over sentence embeddings, and its card.
+
+use crate::cascade::Cascade;
+use crate::logistic::{Logistic, Platt};
+use crate::metrics::{Bin, LabelMetrics};
+use crate::scorer::Scores;
+use crate::{AnalyseError, Encoder, Scorer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The encoder the heads were trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderInfo {
+    /// Model name, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub name: String,
+    /// SHA-256 of its weights file.
+    pub weights_sha256: String,
+}
+
+/// One label's head: a linear model on the embedding, then Platt scaling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    /// The linear model.
+    pub linear: Logistic,
+    /// The calibration of its logit.
+    pub platt: Platt,
+}
+
+impl Head {
+    /// The calibrated probability for embedding `x`.
+    pub fn score(&self, x: &[f32]) -> f32 {
+        self.platt.apply(self.linear.logit(x))
+    }
+}
+
+/// The trained heads: the file `vigie train` writes as `heads.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heads {
+    /// Format version of this file.
+    pub version: u32,
+    /// The encoder the heads expect.
+    pub encoder: EncoderInfo,
+    /// Label name -> head.
+    pub labels: BTreeMap<String, Head>,
+    /// The cascade's first stage, when one was trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade: Option<Cascade>,
+}
+
+impl Heads {
+    /// The current format version.
+    pub const VERSION: u32 = 1;
+
+    /// Reads a heads file.
+    pub fn load(path: &Path) -> Result<Self, AnalyseError> {
+        read_json(path)
+    }
+}
+
+/// A training file named in a model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingFile {
+    /// Path as given to `vigie train`.
+    pub path: String,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+    /// Posts read from it.
+    pub posts: usize,
+}
+
+/// What a trained model is, where it came from and how well it did (`model-card.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// The id every score records: `heads-` + the first 12 hex digits of the heads' SHA-256.
+    pub id: String,
+    /// The sentence encoder.
+    pub encoder: EncoderInfo,
+    /// Format version of the heads file.
+    pub heads_version: u32,
+    /// SHA-256 of `heads.json`.
+    pub heads_sha256: String,
+    /// When the heads were trained (RFC 3339).
+    pub trained_at: String,
+    /// The labelled files trained on.
+    pub training_files: Vec<TrainingFile>,
+    /// The taxonomy file and its SHA-256.
+    pub taxonomy: TrainingFile,
+    /// How labels were derived from the files, how data was split, and known limits.
+    pub notes: Vec<String>,
+    /// How long posts are handled.
+    pub truncation: String,
+    /// Metrics per label on the held-out test split, at the default threshold.
+    pub metrics: BTreeMap<String, LabelMetrics>,
+    /// Reliability table of `danger` on the held-out test split.
+    pub reliability: Vec<Bin>,
+}
+
+impl ModelCard {
+    /// The model id of heads whose file hashes to `heads_sha256`.
+    pub fn id_for(heads_sha256: &str) -> String {
+        format!("heads-{}", &heads_sha256[..12])
+    }
+
+    /// Reads a model card.
+    pub fn load(path: &Path) -> Result<Self, AnalyseError> {
+        read_json(path)
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, AnalyseError> {
+    let bytes = std::fs::read(path).map_err(|source| AnalyseError::ModelFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| AnalyseError::Data {
+        location: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The default scorer: the encoder and the trained heads.
+pub struct Classifier {
+    encoder: Encoder,
+    heads: Heads,
+    id: String,
+    use_cascade: bool,
+}
+
+impl Classifier {
+    /// Loads `heads.json` from `dir`, checks that it was trained on `encoder`'s weights, and
+    /// takes the model id from the hash of the file.
+    pub fn load(encoder: Encoder, dir: &Path) -> Result<Self, AnalyseError> {
+        let path = dir.join("heads.json");
+        let bytes = std::fs::read(&path).map_err(|source| AnalyseError::ModelFile {
+            path: path.clone(),
+            source,
+        })?;
+        let heads: Heads = serde_json::from_slice(&bytes).map_err(|e| AnalyseError::Data {
+            location: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if heads.encoder.weights_sha256 != encoder.weights_sha256() {
+            return Err(AnalyseError::Data {
+                location: path.display().to_string(),
+                message: format!(
+                    "trained on encoder weights {} but the model directory has {}",
+                    heads.encoder.weights_sha256,
+                    encoder.weights_sha256()
+                ),
+            });
+        }
+        Ok(Self::new(encoder, heads, &crate::sha256_hex(&bytes)))
+    }
+
+    /// A classifier over in-memory heads whose serialised form hashes to `heads_sha256`.
+    pub fn new(encoder: Encoder, heads: Heads, heads_sha256: &str) -> Self {
+        let use_cascade = heads.cascade.as_ref().is_some_and(|c| c.enabled);
+        Classifier {
+            encoder,
+            heads,
+            id: ModelCard::id_for(heads_sha256),
+            use_cascade,
+        }
+    }
+
+    /// Turns the cascade's first stage on or off (it is on by default when the heads say it
+    /// is enabled); returns whether it is now in use.
+    pub fn set_cascade(&mut self, on: bool) -> bool {
+        self.use_cascade = on && self.heads.cascade.is_some();
+        self.use_cascade
+    }
+
+    /// The labels this classifier scores.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.heads.labels.keys().map(String::as_str)
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The scores of a post the cascade stopped with first-stage probability `p`.
+    fn stopped(&self, p: f32) -> Scores {
+        self.heads
+            .labels
+            .keys()
+            .map(|l| {
+                let s = if l == crate::Taxonomy::DANGER { p } else { 0.0 };
+                (l.clone(), s)
+            })
+            .collect()
+    }
+
+    /// Applies the cascade (when in use) to scores computed from embeddings of every text:
+    /// the posts it stops get the scores [`Scorer::score`] would give them. Returns how many
+    /// it stopped.
+    pub fn apply_cascade(&self, texts: &[&str], scores: &mut [Scores]) -> usize {
+        let Some(cascade) = self.heads.cascade.as_ref().filter(|_| self.use_cascade) else {
+            return 0;
+        };
+        let mut stopped = 0;
+        for (t, s) in texts.iter().zip(scores) {
+            let p = cascade.probability(t);
+            if p < cascade.threshold {
+                *s = self.stopped(p);
+                stopped += 1;
+            }
+        }
+        stopped
+    }
+
+    /// Scores from embeddings computed elsewhere (e.g. cached).
+    pub fn score_embeddings(&self, embeddings: &[Vec<f32>]) -> Vec<Scores> {
+        embeddings
+            .iter()
+            .map(|x| {
+                self.heads
+                    .labels
+                    .iter()
+                    .map(|(label, head)| (label.clone(), head.score(x)))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Scorer for Classifier {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        let cascade = match &self.heads.cascade {
+            Some(c) if self.use_cascade => c,
+            _ => return Ok(self.score_embeddings(&self.encoder.encode(texts)?)),
+        };
+        let first: Vec<f32> = texts.iter().map(|t| cascade.probability(t)).collect();
+        let passing: Vec<&str> = texts
+            .iter()
+            .zip(&first)
+            .filter(|(_, &p)| p >= cascade.threshold)
+            .map(|(t, _)| *t)
+            .collect();
+        let mut scored = self
+            .score_embeddings(&self.encoder.encode(&passing)?)
+            .into_iter();
+        Ok(first
+            .iter()
+            .map(|&p| {
+                if p >= cascade.threshold {
+                    scored.next().unwrap_or_default()
+                } else {
+                    self.stopped(p)
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,127 @@
+//! The access log's signing key, made once by `vigie keys init`.
+//!
+//! The secret key (an ed25519 seed, hex) lives in `<data_dir>/keys/access-log.key`, readable by
+//! its owner only; the public key (hex) in `<data_dir>/access-log.pub`, to hand to whoever
+//! verifies exports. A key is never overwritten: replacing it would orphan every checkpoint
+//! signed with it.
+
+use super::LogError;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use std::path::{Path, PathBuf};
+
+/// The secret key, relative to the data dir.
+pub const SIGNING_KEY_FILE: &str = "keys/access-log.key";
+/// The public key, relative to the data dir.
+pub const PUBLIC_KEY_FILE: &str = "access-log.pub";
+
+fn key_error(path: &Path, reason: impl Into<String>) -> LogError {
+    LogError::Key {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Makes a new key pair in `data_dir`; refuses if a signing key is already there.
+pub fn init_keys(data_dir: &Path) -> Result<VerifyingKey, LogError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret_path = data_dir.join(SIGNING_KEY_FILE);
+    if secret_path.exists() {
+        return Err(key_error(
+            &secret_path,
+            "a signing key is already there; it is never replaced (its checkpoints would no \
+             longer verify)",
+        ));
+    }
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| key_error(&secret_path, e.to_string()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let dir = secret_path.parent().unwrap_or(data_dir);
+    std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e.to_string()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&secret_path)
+        .map_err(|e| key_error(&secret_path, e.to_string()))?;
+    f.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| key_error(&secret_path, e.to_string()))?;
+    let public = key.verifying_key();
+    let public_path = data_dir.join(PUBLIC_KEY_FILE);
+    write_public(&public_path, &public)?;
+    Ok(public)
+}
+
+fn write_public(path: &Path, key: &VerifyingKey) -> Result<(), LogError> {
+    let tmp = path.with_extension("pub.tmp");
+    std::fs::write(&tmp, format!("{}\n", hex::encode(key.as_bytes())))
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| key_error(path, e.to_string()))
+}
+
+/// Reads the signing key of `data_dir` (and rewrites `access-log.pub` if it went missing).
+pub fn load_signing_key(data_dir: &Path) -> Result<SigningKey, LogError> {
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            key_error(&path, "no signing key: run `vigie keys init` first")
+        } else {
+            key_error(&path, e.to_string())
+        }
+    })?;
+    let seed = decode32(text.trim()).ok_or_else(|| key_error(&path, "not 64 hex digits"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let public_path = data_dir.join(PUBLIC_KEY_FILE);
+    if !public_path.exists() {
+        write_public(&public_path, &key.verifying_key())?;
+    }
+    Ok(key)
+}
+
+/// Reads a public key file (64 hex digits).
+pub fn read_public_key(path: &Path) -> Result<VerifyingKey, LogError> {
+    let text = std::fs::read_to_string(path).map_err(|e| key_error(path, e.to_string()))?;
+    let bytes = decode32(text.trim()).ok_or_else(|| key_error(path, "not 64 hex digits"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| key_error(path, e.to_string()))
+}
+
+fn decode32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// Where the keys of `data_dir` are: (secret, public).
+pub fn key_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    (
+        data_dir.join(SIGNING_KEY_FILE),
+        data_dir.join(PUBLIC_KEY_FILE),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn init_writes_a_private_key_and_its_public_half_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = init_keys(dir.path()).unwrap();
+        let (secret, public_path) = key_paths(dir.path());
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(read_public_key(&public_path).unwrap(), public);
+        assert_eq!(
+            load_signing_key(dir.path()).unwrap().verifying_key(),
+            public
+        );
+        let again = init_keys(dir.path()).unwrap_err();
+        assert!(again.to_string().contains("never replaced"), "{again}");
+        assert_eq!(
+            load_signing_key(dir.path()).unwrap().verifying_key(),
+            public
+        );
+    }
+}

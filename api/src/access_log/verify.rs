@@ -1,0 +1,491 @@
+//! Checking a log or an export: the chain, the checkpoints, the seal; naming the first break.
+//!
+//! [`verify_export`] is what `vigie audit verify` runs: it succeeds only when the export is
+//! exactly what the server signed. [`verify_log`] checks the log file itself (the server runs it
+//! at start-up): it accepts a torn last line, the trace of a crash during a write, which was never
+//! acknowledged to anyone.
+//!
+//! When the chain breaks, the verifier tells apart the kinds of tampering by how the lines around
+//! the break link to each other:
+//! - **altered**: an entry's content no longer hashes to the `prev` its successor recorded (or
+//!   to the hash a checkpoint or the seal signed);
+//! - **removed**: the seq jumps forward and the line does not link to the entry before it;
+//! - **reordered**: the expected entry is further down, and the displaced line links with
+//!   another line of the file;
+//! - **inserted**: the chain runs on without the line (its successor links to its predecessor),
+//!   or it repeats an entry, or its seq goes backwards;
+//! - **truncated**: the export ends without its signed seal.
+
+use super::chain::{from_hex, Hash, Line, GENESIS};
+use ed25519_dalek::VerifyingKey;
+use std::collections::{HashMap, HashSet};
+
+/// The first problem found, naming the entry (by seq) and the line (from 1) where it shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Tamper {
+    /// An entry's content (or its seq or prev) was changed.
+    #[error("entry {seq} (line {line}) was altered: its content no longer matches the hash that the chain recorded for it")]
+    Altered {
+        /// The entry.
+        seq: u64,
+        /// Its line.
+        line: usize,
+    },
+    /// Entries are missing.
+    #[error("entries {first} to {last} were removed: line {line} follows entry {before}", before = first - 1)]
+    Removed {
+        /// First missing entry.
+        first: u64,
+        /// Last missing entry.
+        last: u64,
+        /// The line where the gap shows.
+        line: usize,
+    },
+    /// An entry is not where the chain puts it.
+    #[error(
+        "entry {seq} is out of order: the chain expects it at line {line}, it is at line {found}"
+    )]
+    Reordered {
+        /// The entry.
+        seq: u64,
+        /// Where it belongs.
+        line: usize,
+        /// Where it is.
+        found: usize,
+    },
+    /// A line that is not part of the chain.
+    #[error("line {line} was inserted: it claims to be entry {claims}, but the chain does not run through it")]
+    Inserted {
+        /// The line.
+        line: usize,
+        /// The seq it claims.
+        claims: u64,
+    },
+    /// The export was cut: no seal after its last entry.
+    #[error("truncated: the export ends after entry {after} without its signed seal; what followed was cut")]
+    Truncated {
+        /// The last complete entry (0 if none).
+        after: u64,
+    },
+    /// A checkpoint's signature does not verify with the given key.
+    #[error("the checkpoint of entry {seq} (line {line}) has an invalid signature for this key")]
+    BadCheckpoint {
+        /// The seq it signs.
+        seq: u64,
+        /// Its line.
+        line: usize,
+    },
+    /// A checkpoint that does not follow the entry it signs.
+    #[error(
+        "the checkpoint of entry {seq} (line {line}) is out of place: it follows entry {after}"
+    )]
+    MisplacedCheckpoint {
+        /// The seq it signs.
+        seq: u64,
+        /// Its line.
+        line: usize,
+        /// The entry it follows.
+        after: u64,
+    },
+    /// The seal's signature does not verify with the given key.
+    #[error("the export's seal (line {line}) has an invalid signature for this key")]
+    BadSeal {
+        /// Its line.
+        line: usize,
+    },
+    /// The signed checkpoint the export starts from is not there.
+    #[error("the export's first line must be the signed checkpoint of entry {seq}; it is missing, so the head of the export was cut")]
+    MissingAnchor {
+        /// The seq it signs.
+        seq: u64,
+    },
+    /// A line that is not one of the formats.
+    #[error("line {line} is not a valid access-log line: {reason}")]
+    Malformed {
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What an intact log or export holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Entries shown in full.
+    pub entries: u64,
+    /// Entries left out by the export's filter (digest only).
+    pub omitted: u64,
+    /// First entry's seq (0 if none).
+    pub first: u64,
+    /// Last entry's seq (0 if none).
+    pub last: u64,
+    /// Hash of the last entry ([`GENESIS`] if none).
+    pub head: Hash,
+    /// Valid checkpoints seen.
+    pub checkpoints: u64,
+    /// The last entry a checkpoint covers (0 if none).
+    pub covered: u64,
+    /// A log only: its last line was incomplete and was left out.
+    pub torn_tail: bool,
+    /// A log only: bytes of its complete lines, up to which it is intact.
+    pub complete_len: u64,
+}
+
+/// Checks an export (as made by `GET /v1/audit/export`) with the signing public key.
+pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper> {
+    let split = split(bytes)?;
+    let mut lines = parse(&split.lines)?;
+    let seal_at = lines.iter().rposition(|(_, l)| matches!(l, Line::Seal(_)));
+    let (seal, seal_line) = match seal_at {
+        Some(i) if i + 1 == lines.len() => match lines.pop() {
+            Some((n, Line::Seal(_))) if split.torn => {
+                return Err(Tamper::Malformed {
+                    line: n + 1,
+                    reason: "an incomplete line after the seal".into(),
+                })
+            }
+            Some((n, Line::Seal(s))) => (Some(s), n),
+            _ => (None, 0),
+        },
+        Some(i) if i + 1 < lines.len() => {
+            let (line, l) = &lines[i + 1];
+            return Err(Tamper::Inserted {
+                line: *line,
+                claims: l.link().map_or(0, |(s, _, _)| s),
+            });
+        }
+        _ => (None, 0),
+    };
+    let Some(seal) = seal else {
+        // Cut: check what is there, then report the cut.
+        let start = match lines.first() {
+            Some((_, Line::Checkpoint(cp))) => {
+                (cp.seq + 1, from_hex(&cp.hash).unwrap_or(GENESIS), 1)
+            }
+            _ => (1, GENESIS, 0),
+        };
+        let report = Walk::new(&lines[start.2..], key, start.0, start.1, None).run()?;
+        return Err(Tamper::Truncated { after: report.last });
+    };
+    if !seal.verify(key) {
+        return Err(Tamper::BadSeal { line: seal_line });
+    }
+    let seal_hash = from_hex(&seal.hash).ok_or(Tamper::BadSeal { line: seal_line })?;
+    if seal.first == 0 {
+        if let Some((line, l)) = lines.iter().find(|(_, l)| l.link().is_some()) {
+            return Err(Tamper::Inserted {
+                line: *line,
+                claims: l.link().map_or(0, |(s, _, _)| s),
+            });
+        }
+        return Ok(Report::default());
+    }
+    let (head, body) = if seal.first == 1 {
+        (GENESIS, &lines[..])
+    } else {
+        match lines.first() {
+            Some((line, Line::Checkpoint(cp))) if cp.seq + 1 == seal.first => {
+                if !cp.verify(key) {
+                    return Err(Tamper::BadCheckpoint {
+                        seq: cp.seq,
+                        line: *line,
+                    });
+                }
+                let hash = from_hex(&cp.hash).ok_or(Tamper::BadCheckpoint {
+                    seq: cp.seq,
+                    line: *line,
+                })?;
+                (hash, &lines[1..])
+            }
+            _ => {
+                return Err(Tamper::MissingAnchor {
+                    seq: seal.first - 1,
+                })
+            }
+        }
+    };
+    let mut walk = Walk::new(body, key, seal.first, head, Some((seal.last, seal_hash)));
+    let report = walk.run()?;
+    let last = walk.expected - 1;
+    if last < seal.last {
+        return Err(Tamper::Removed {
+            first: last + 1,
+            last: seal.last,
+            line: seal_line,
+        });
+    }
+    if last > seal.last {
+        return Err(Tamper::Inserted {
+            line: walk.accepted_line[&(seal.last + 1)],
+            claims: seal.last + 1,
+        });
+    }
+    if walk.head != seal_hash {
+        return Err(Tamper::Altered {
+            seq: last,
+            line: walk.last_line.unwrap_or(0),
+        });
+    }
+    Ok(report)
+}
+
+/// Checks a log file from its first entry: the chain and every checkpoint. A torn last line
+/// (no `\n`) is left out and reported in [`Report::torn_tail`]; the entries after the last
+/// checkpoint are intact as a chain but not yet signed ([`Report::covered`] says up to where).
+pub fn verify_log(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper> {
+    let split = split(bytes)?;
+    let lines = parse(&split.lines)?;
+    if let Some((line, _)) = lines.iter().find(|(_, l)| matches!(l, Line::Seal(_))) {
+        return Err(Tamper::Malformed {
+            line: *line,
+            reason: "a seal belongs to exports, not to the log".into(),
+        });
+    }
+    let mut report = Walk::new(&lines, key, 1, GENESIS, None).run()?;
+    report.torn_tail = split.torn;
+    report.complete_len = split.complete_len as u64;
+    Ok(report)
+}
+
+struct Split<'a> {
+    lines: Vec<(usize, &'a str)>,
+    torn: bool,
+    complete_len: usize,
+}
+
+fn split(bytes: &[u8]) -> Result<Split<'_>, Tamper> {
+    let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let text = std::str::from_utf8(&bytes[..complete_len]).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        Tamper::Malformed {
+            line,
+            reason: "not UTF-8".into(),
+        }
+    })?;
+    let lines = text
+        .split_terminator('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    Ok(Split {
+        lines,
+        torn: complete_len < bytes.len(),
+        complete_len,
+    })
+}
+
+fn parse<'a>(lines: &[(usize, &'a str)]) -> Result<Vec<(usize, Line<'a>)>, Tamper> {
+    lines
+        .iter()
+        .map(|&(line, text)| {
+            Line::parse(text)
+                .map(|l| (line, l))
+                .map_err(|reason| Tamper::Malformed { line, reason })
+        })
+        .collect()
+}
+
+/// Walks chain lines and checkpoints from a known start, stopping at the first break.
+struct Walk<'l, 'a> {
+    lines: &'l [(usize, Line<'a>)],
+    links: Vec<Option<(u64, Hash, Hash)>>,
+    key: &'l VerifyingKey,
+    /// The seal's last entry and its hash, if the walk must end there.
+    end: Option<(u64, Hash)>,
+    expected: u64,
+    head: Hash,
+    /// The `prev` the last accepted entry was checked against.
+    checked_prev: Option<Hash>,
+    last_line: Option<usize>,
+    accepted: HashSet<Hash>,
+    accepted_line: HashMap<u64, usize>,
+    hashes: HashSet<Hash>,
+    prevs: HashSet<Hash>,
+    report: Report,
+}
+
+impl<'l, 'a> Walk<'l, 'a> {
+    fn new(
+        lines: &'l [(usize, Line<'a>)],
+        key: &'l VerifyingKey,
+        expected: u64,
+        head: Hash,
+        end: Option<(u64, Hash)>,
+    ) -> Self {
+        let links: Vec<_> = lines.iter().map(|(_, l)| l.link()).collect();
+        let hashes = links.iter().flatten().map(|l| l.2).collect();
+        let prevs = links.iter().flatten().map(|l| l.1).collect();
+        Walk {
+            lines,
+            links,
+            key,
+            end,
+            expected,
+            head,
+            checked_prev: None,
+            last_line: None,
+            accepted: HashSet::new(),
+            accepted_line: HashMap::new(),
+            hashes,
+            prevs,
+            report: Report {
+                head,
+                ..Report::default()
+            },
+        }
+    }
+
+    fn run(&mut self) -> Result<Report, Tamper> {
+        for i in 0..self.lines.len() {
+            let line = self.lines[i].0;
+            match (&self.lines[i].1, self.links[i]) {
+                (Line::Checkpoint(cp), _) => self.checkpoint(line, cp)?,
+                (_, Some((seq, prev, hash))) => {
+                    if seq == self.expected && prev == self.head {
+                        let omitted = matches!(self.lines[i].1, Line::Omitted { .. });
+                        self.accept(line, seq, prev, hash, omitted);
+                    } else {
+                        return Err(self.classify(i, seq, prev, hash));
+                    }
+                }
+                _ => {
+                    return Err(Tamper::Malformed {
+                        line,
+                        reason: "a seal inside the chain".into(),
+                    })
+                }
+            }
+        }
+        Ok(self.report.clone())
+    }
+
+    fn accept(&mut self, line: usize, seq: u64, prev: Hash, hash: Hash, omitted: bool) {
+        self.checked_prev = Some(prev);
+        self.head = hash;
+        self.expected = seq + 1;
+        self.last_line = Some(line);
+        self.accepted.insert(hash);
+        self.accepted_line.insert(seq, line);
+        let r = &mut self.report;
+        if r.first == 0 {
+            r.first = seq;
+        }
+        r.last = seq;
+        r.head = hash;
+        if omitted {
+            r.omitted += 1;
+        } else {
+            r.entries += 1;
+        }
+    }
+
+    fn checkpoint(&mut self, line: usize, cp: &super::chain::Checkpoint) -> Result<(), Tamper> {
+        if !cp.verify(self.key) {
+            return Err(Tamper::BadCheckpoint { seq: cp.seq, line });
+        }
+        let last = self.expected - 1;
+        if cp.seq > last {
+            return Err(Tamper::Removed {
+                first: self.expected,
+                last: cp.seq,
+                line,
+            });
+        }
+        if cp.seq < last {
+            return Err(Tamper::MisplacedCheckpoint {
+                seq: cp.seq,
+                line,
+                after: last,
+            });
+        }
+        if from_hex(&cp.hash) != Some(self.head) {
+            return Err(Tamper::Altered {
+                seq: last,
+                line: self.last_line.unwrap_or(line),
+            });
+        }
+        self.report.checkpoints += 1;
+        self.report.covered = cp.seq;
+        Ok(())
+    }
+
+    /// Names the break at line index `i`, which claims `seq` after `prev` and hashes to `hash`.
+    fn classify(&self, i: usize, seq: u64, prev: Hash, hash: Hash) -> Tamper {
+        let line = self.lines[i].0;
+        let expected = self.expected;
+        // The line before was accepted but this one links to the same predecessor with the same
+        // seq, and the chain continues through this one: the line before was inserted.
+        if let (Some(checked), Some(last_line)) = (self.checked_prev, self.last_line) {
+            if prev == checked && seq + 1 == expected && self.next_links_to(i + 1, seq, hash) {
+                return Tamper::Inserted {
+                    line: last_line,
+                    claims: seq,
+                };
+            }
+        }
+        if self.accepted.contains(&hash) {
+            return Tamper::Inserted { line, claims: seq };
+        }
+        if seq != expected && (self.hashes.contains(&prev) || self.prevs.contains(&hash)) {
+            let later = (i + 1..self.lines.len())
+                .find(|&j| self.links[j].is_some_and(|(s, _, _)| s == expected));
+            if let Some(j) = later {
+                return Tamper::Reordered {
+                    seq: expected,
+                    line,
+                    found: self.lines[j].0,
+                };
+            }
+        }
+        if self.continues_without(i + 1) {
+            return Tamper::Inserted { line, claims: seq };
+        }
+        if seq == expected {
+            return match self.last_line {
+                Some(last_line) if self.next_links_to(i + 1, seq, hash) => Tamper::Altered {
+                    seq: expected - 1,
+                    line: last_line,
+                },
+                _ => Tamper::Altered { seq, line },
+            };
+        }
+        if seq > expected {
+            if prev == self.head {
+                return Tamper::Altered {
+                    seq: expected,
+                    line,
+                };
+            }
+            return Tamper::Removed {
+                first: expected,
+                last: seq - 1,
+                line,
+            };
+        }
+        Tamper::Inserted { line, claims: seq }
+    }
+
+    /// Whether what comes at index `j` follows the last accepted entry directly.
+    fn continues_without(&self, j: usize) -> bool {
+        let last = self.expected - 1;
+        match self.lines.get(j).map(|(_, l)| l) {
+            Some(Line::Checkpoint(cp)) => cp.seq == last && from_hex(&cp.hash) == Some(self.head),
+            Some(_) => self.links[j].is_some_and(|(s, p, _)| s == self.expected && p == self.head),
+            None => self.end == Some((last, self.head)),
+        }
+    }
+
+    /// Whether what comes at index `j` follows entry `seq` with hash `hash`.
+    fn next_links_to(&self, j: usize, seq: u64, hash: Hash) -> bool {
+        match self.lines.get(j).map(|(_, l)| l) {
+            Some(Line::Checkpoint(cp)) => cp.seq == seq && from_hex(&cp.hash) == Some(hash),
+            Some(_) => self.links[j].is_some_and(|(s, p, _)| s == seq + 1 && p == hash),
+            None => self.end == Some((seq, hash)),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The OpenAPI document of the API, served at `GET /openapi.json` (no token needed; it holds no
+//! data). It is generated from the handlers' annotations, and a test checks it against the
+//! router's own route table both ways, so it cannot drift from what the server answers.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Vigie analyst API",
+        description = "Search public posts reporting danger, with accountable access: every \
+                       /v1/ request needs a bearer token, states its purpose where it reaches \
+                       posts, and is recorded in a tamper-evident access log before it is \
+                       answered."
+    ),
+    paths(
+        crate::search::get_search,
+        crate::search::post_search,
+        crate::search::get_histogram,
+        crate::posts::get_post,
+        crate::posts::post_review,
+        crate::posts::get_alerts,
+        crate::audit::get_export
+    ),
+    modifiers(&BearerToken)
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the paths refer to.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn get_openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

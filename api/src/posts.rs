@@ -1,0 +1,424 @@
+//! One post and its lineage (`GET /v1/posts/{id}`), the alerts still to review
+//! (`GET /v1/alerts`), and reviews (`POST /v1/posts/{id}/review`).
+//!
+//! A post's lineage answers "where does this come from, and who has seen it": fetched (source,
+//! URL, time, ingestor and its version, SHA-256 of the bytes fetched) -> Kafka (topic, partition,
+//! offset, when it came through Kafka) -> scored (model card id, time) -> reviewed (each human
+//! verdict) -> accessed (every access-log entry whose answer included the post).
+
+use crate::access_log::Access;
+use crate::guard::Outcome;
+use crate::reviews::{Review, Verdict};
+use crate::users::Caller;
+use crate::{AppState, Problem};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use vigie_index::{Filters, Group, Hit, SearchRequest, Sort};
+use vigie_record::{Ingestor, KafkaCoords, Post, ScoreState, Scoring};
+
+fn internal(title: &str, e: impl std::fmt::Display) -> Problem {
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, title, e.to_string())
+}
+
+/// The stated purpose, trimmed; 400 when there is none.
+pub(crate) fn require_purpose(purpose: Option<String>) -> Result<String, Problem> {
+    purpose
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "purpose required",
+                "every access to posts must state its purpose: add `purpose=` with a case \
+                 reference or a short reason",
+            )
+        })
+}
+
+/// The query string of a post view.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PostParams {
+    /// Why the analyst looks at the post. Required.
+    pub purpose: Option<String>,
+}
+
+/// Where and how the post was fetched.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Fetched {
+    /// Source kind.
+    pub source: String,
+    /// The post's public URL.
+    pub url: Option<String>,
+    /// What was fetched.
+    pub fetch_url: String,
+    /// When.
+    pub fetched_at: DateTime<Utc>,
+    /// HTTP status of the fetch.
+    pub http_status: Option<u16>,
+    /// The ingestor and its version.
+    #[schema(value_type = Object)]
+    pub ingestor: Ingestor,
+    /// SHA-256 (hex) of the bytes fetched.
+    pub content_sha256: String,
+    /// The source query that matched it.
+    pub matched: Option<String>,
+}
+
+/// How the post was scored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Scored {
+    /// Model card id of the scorer.
+    pub model: String,
+    /// When.
+    pub scored_at: DateTime<Utc>,
+    /// `scored` or `not_scored` (with the reason).
+    #[schema(value_type = String)]
+    pub state: ScoreState,
+    /// Why it was not scored.
+    pub reason: Option<String>,
+}
+
+/// One recorded access to the post.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Accessed {
+    /// The access-log entry.
+    pub seq: u64,
+    /// When.
+    pub time: DateTime<Utc>,
+    /// Who.
+    pub user: Option<String>,
+    /// With which role.
+    pub role: Option<String>,
+    /// Why.
+    pub purpose: Option<String>,
+    /// Through which endpoint.
+    pub endpoint: String,
+}
+
+/// The post's path through Vigie.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Lineage {
+    /// Fetched.
+    pub fetched: Fetched,
+    /// Through Kafka: topic, partition, offset (absent for the embedded pipeline).
+    #[schema(value_type = Option<Object>)]
+    pub kafka: Option<KafkaCoords>,
+    /// Scored (absent when not analysed).
+    pub scored: Option<Scored>,
+    /// Human reviews, oldest first.
+    pub reviews: Vec<Review>,
+    /// Recorded accesses before this one, oldest first.
+    pub accesses: Vec<Accessed>,
+}
+
+/// The answer of `GET /v1/posts/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PostView {
+    /// The purpose the request stated.
+    pub purpose: String,
+    /// The post: id, source, native id, author pseudonym, text, language, time, URL.
+    #[schema(value_type = Object)]
+    pub post: Post,
+    /// Its scores and explanation.
+    #[schema(value_type = Option<Object>)]
+    pub scoring: Option<Scoring>,
+    /// Its lineage.
+    pub lineage: Lineage,
+    /// Its near-duplicate group (reposts and copies of the same text): id, and every member's
+    /// id, time and source, earliest first.
+    #[schema(value_type = Option<Object>)]
+    pub group: Option<Group>,
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no such post",
+        format!("the index has no post with id `{id}` (it may have been removed by retention)"),
+    )
+}
+
+async fn lookup(state: &AppState, id: &str) -> Result<vigie_record::Envelope, Problem> {
+    let (index, key) = (state.index.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || index.get(&key))
+        .await
+        .map_err(|e| internal("lookup failed", e))?
+        .map_err(|e| internal("lookup failed", e))?
+        .ok_or_else(|| not_found(id))
+}
+
+/// One post, its scores and its lineage (analysts).
+#[utoipa::path(
+    get,
+    path = "/v1/posts/{id}",
+    params(("id" = String, Path, description = "Vigie id of the post"), PostParams),
+    responses(
+        (status = 200, description = "The post and its lineage", body = PostView),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<PostParams>, QueryRejection>,
+) -> Result<(Extension<Outcome>, Json<PostView>), Problem> {
+    let Query(params) =
+        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let purpose = require_purpose(params.purpose)?;
+    let envelope = lookup(&state, &id).await?;
+    let (log, key) = (state.log.clone(), id.clone());
+    let accesses = tokio::task::spawn_blocking(move || log.accesses_to(&key))
+        .await
+        .map_err(|e| internal("lineage failed", e))?
+        .map_err(|e| internal("lineage failed", e))?
+        .into_iter()
+        .map(|(seq, a): (u64, Access)| Accessed {
+            seq,
+            time: a.time,
+            user: a.user,
+            role: a.role,
+            purpose: a.purpose,
+            endpoint: a.endpoint,
+        })
+        .collect();
+    let (index, key) = (state.index.clone(), id.clone());
+    let group = tokio::task::spawn_blocking(move || index.group_of(&key))
+        .await
+        .map_err(|e| internal("group lookup failed", e))?
+        .map_err(|e| internal("group lookup failed", e))?;
+    let p = &envelope.provenance;
+    let lineage = Lineage {
+        fetched: Fetched {
+            source: envelope.post.source.clone(),
+            url: envelope.post.url.clone(),
+            fetch_url: p.fetch_url.clone(),
+            fetched_at: p.fetched_at,
+            http_status: p.http_status,
+            ingestor: p.ingestor.clone(),
+            content_sha256: p.content_sha256.clone(),
+            matched: p.matched.clone(),
+        },
+        kafka: envelope.kafka.clone(),
+        scored: envelope.scoring.as_ref().map(|s| Scored {
+            model: s.model.clone(),
+            scored_at: s.scored_at,
+            state: s.state,
+            reason: s.reason.clone(),
+        }),
+        reviews: state.reviews.for_post(&id),
+        accesses,
+    };
+    let outcome = Outcome {
+        purpose: Some(purpose.clone()),
+        count: 1,
+        posts: vec![id],
+        ..Outcome::default()
+    };
+    Ok((
+        Extension(outcome),
+        Json(PostView {
+            purpose,
+            post: envelope.post,
+            scoring: envelope.scoring,
+            lineage,
+            group,
+        }),
+    ))
+}
+
+/// The body of a review.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// `confirmed`, `false_alarm` or `unclear`.
+    pub verdict: Verdict,
+    /// Why.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Record a person's verdict on a post (analysts).
+#[utoipa::path(
+    post,
+    path = "/v1/posts/{id}/review",
+    params(("id" = String, Path, description = "Vigie id of the post")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 201, description = "The review, stored", body = Review),
+        (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn post_review(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<Json<ReviewRequest>, JsonRejection>,
+) -> Result<(StatusCode, Extension<Outcome>, Json<Review>), Problem> {
+    let Json(body) = body.map_err(|e| {
+        Problem::bad_request(
+            "invalid review",
+            format!(
+                "{}; send JSON like {{\"verdict\": \"confirmed\" | \"false_alarm\" | \
+                 \"unclear\", \"note\": \"...\"}}",
+                e.body_text()
+            ),
+        )
+    })?;
+    lookup(&state, &id).await?;
+    let review = Review {
+        post: id.clone(),
+        verdict: body.verdict,
+        note: body.note,
+        user: caller.name,
+        time: Utc::now(),
+    };
+    let (store, stored) = (state.reviews.clone(), review.clone());
+    tokio::task::spawn_blocking(move || store.add(stored))
+        .await
+        .map_err(|e| internal("review not stored", e))?
+        .map_err(|e| internal("review not stored", e))?;
+    let mut params = serde_json::Map::new();
+    params.insert(
+        "verdict".into(),
+        serde_json::to_value(review.verdict).unwrap_or_default(),
+    );
+    params.insert("note".into(), review.note.clone().into());
+    let outcome = Outcome {
+        purpose: None,
+        count: 1,
+        posts: vec![id],
+        params,
+    };
+    Ok((StatusCode::CREATED, Extension(outcome), Json(review)))
+}
+
+/// The query string of `GET /v1/alerts`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AlertParams {
+    /// Posts created at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Most alerts returned (default 50, at most 500).
+    pub limit: Option<usize>,
+    /// Why. Required.
+    pub purpose: Option<String>,
+}
+
+/// The answer of `GET /v1/alerts`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Alerts {
+    /// The purpose the request stated.
+    pub purpose: String,
+    /// The alert threshold on `danger`.
+    pub threshold: f32,
+    /// Number of alerts returned.
+    pub count: usize,
+    /// Unreviewed posts at or above the threshold, highest `danger` first.
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<Hit>,
+}
+
+/// Posts at or above the alert threshold that nobody has reviewed (analysts).
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    params(AlertParams),
+    responses(
+        (status = 200, description = "The alerts", body = Alerts),
+        (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_alerts(
+    State(state): State<AppState>,
+    params: Result<Query<AlertParams>, QueryRejection>,
+) -> Result<(Extension<Outcome>, Json<Alerts>), Problem> {
+    let Query(params) =
+        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let purpose = require_purpose(params.purpose)?;
+    let limit = params.limit.unwrap_or(50);
+    if limit == 0 || limit > crate::search::MAX_LIMIT {
+        return Err(Problem::bad_request(
+            "invalid limit",
+            format!("`limit` must be between 1 and {}", crate::search::MAX_LIMIT),
+        ));
+    }
+    let threshold = state.alert_threshold;
+    let from = match params.since.filter(|s| !s.trim().is_empty()) {
+        Some(since) => Some(
+            DateTime::parse_from_rfc3339(since.trim())
+                .map_err(|e| {
+                    Problem::bad_request(
+                        "invalid `since`",
+                        format!(
+                            "`since={since}` is not an RFC 3339 time ({e}), e.g. \
+                             2026-11-27T08:00:00Z"
+                        ),
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
+    let reviewed = state.reviews.reviewed();
+    let request = SearchRequest {
+        query: "*".into(),
+        limit: (limit + reviewed.len()).min(crate::search::MAX_LIMIT + reviewed.len()),
+        filters: Filters {
+            from,
+            min_scores: vec![("danger".into(), threshold)],
+            ..Filters::default()
+        },
+        sort: Sort::Score,
+        cursor: None,
+        collapse: false,
+    };
+    let index = state.index.clone();
+    let mut alerts: Vec<Hit> = tokio::task::spawn_blocking(move || index.search(&request))
+        .await
+        .map_err(|e| internal("alerts failed", e))?
+        .map_err(|e| internal("alerts failed", e))?
+        .into_iter()
+        .filter(|h| !reviewed.contains(&h.id))
+        .collect();
+    alerts.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.created_at.cmp(&a.created_at))
+    });
+    alerts.truncate(limit);
+    let outcome = Outcome {
+        purpose: Some(purpose.clone()),
+        count: alerts.len() as u64,
+        posts: alerts.iter().map(|h| h.id.clone()).collect(),
+        ..Outcome::default()
+    };
+    Ok((
+        Extension(outcome),
+        Json(Alerts {
+            purpose,
+            threshold,
+            count: alerts.len(),
+            alerts,
+        }),
+    ))
+}

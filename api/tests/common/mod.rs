@@ -1,0 +1,110 @@
+//! A real server on 127.0.0.1 over a small index, with users of every role.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use vigie_api::access_log::{self, AccessLog, LogOptions};
+use vigie_api::users::{self, Role};
+use vigie_api::{AppState, UserStore};
+use vigie_index::PostIndex;
+use vigie_record::fixtures::scored;
+
+/// A running server; stops (and signs its final checkpoint) on [`Server::stop`].
+pub struct Server {
+    pub base: String,
+    pub data: tempfile::TempDir,
+    pub tokens: HashMap<&'static str, String>,
+    pub log_path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn start(checkpoint_every: u64) -> Server {
+    start_with(
+        &[
+            scored("1", "Warehouse fire in Vénissieux, thick smoke", 0.92),
+            scored("2", "Fire drill at the school this morning", 0.2),
+        ],
+        checkpoint_every,
+    )
+    .await
+}
+
+/// A server over an index of `posts`.
+pub async fn start_with(posts: &[vigie_record::Envelope], checkpoint_every: u64) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let index = PostIndex::open(&data.path().join("index")).unwrap();
+    let mut w = index.writer().unwrap();
+    for post in posts {
+        w.upsert(post).unwrap();
+    }
+    w.commit(None).unwrap();
+    drop(w);
+    access_log::init_keys(data.path()).unwrap();
+    let key = access_log::load_signing_key(data.path()).unwrap();
+    let log = AccessLog::open(
+        &data.path().join("access-log"),
+        key,
+        LogOptions { checkpoint_every },
+    )
+    .unwrap();
+    let users_file = data.path().join(users::USERS_FILE);
+    let mut tokens = HashMap::new();
+    for (name, role) in [
+        ("ana", Role::Analyst),
+        ("olga", Role::Auditor),
+        ("eve", Role::Experimenter),
+        ("adam", Role::Admin),
+    ] {
+        tokens.insert(name, users::add_user(&users_file, name, role).unwrap());
+    }
+    let state = AppState {
+        index,
+        log: log.clone(),
+        users: UserStore::open(&users_file).unwrap(),
+        reviews: vigie_api::ReviewStore::open(&data.path().join("reviews.jsonl")).unwrap(),
+        alert_threshold: 0.5,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(vigie_api::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        log_path: log.path().to_path_buf(),
+        data,
+        tokens,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl Server {
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        access_log::read_public_key(&self.data.path().join(access_log::PUBLIC_KEY_FILE)).unwrap()
+    }
+
+    /// The bodies of the log's entries, in order.
+    pub fn entries(&self) -> Vec<access_log::Access> {
+        let text = std::fs::read_to_string(&self.log_path).unwrap();
+        text.lines()
+            .filter_map(|l| match access_log::chain::Line::parse(l).unwrap() {
+                access_log::chain::Line::Entry { body, .. } => {
+                    Some(serde_json::from_str(body).unwrap())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}

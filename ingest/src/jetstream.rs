@@ -1,0 +1,402 @@
+//! Bluesky: the Jetstream WebSocket stream of `app.bsky.feed.post` commits.
+//!
+//! ## Cursor
+//! Every Jetstream event carries `time_us`, the time (microseconds since the epoch) Jetstream
+//! saw it, and a client may reconnect with `?cursor=TIME_US` to replay the stream from that
+//! time on, inclusive. The cursor is the `time_us` of the last event delivered, with the keys
+//! of the events delivered *at* that microsecond (`did/rkey/operation`): on reconnection,
+//! events before it, and those at it that were already delivered, are dropped, so a restart
+//! neither loses nor repeats an event even when several share a microsecond. A source never
+//! committed starts at the live tail.
+//!
+//! The WebSocket stays open between polls. A poll reads events until it has `batch_size` of
+//! them or `batch_wait` passes; when it is handed a cursor other than the one it reached (the
+//! last batch was not committed), it reconnects from the cursor it is given.
+//!
+//! ## Posts and deletions
+//! - A `create` (or `update`) commit of `app.bsky.feed.post` becomes a post: its `text`, its
+//!   first `langs` entry (else detected), its `createdAt` (else the event time).
+//! - A `delete` commit becomes a [`Tombstone`].
+//! - The author's DID is pseudonymised everywhere, including in the post's native id (its
+//!   `at://` URI with the DID replaced: `at://ps:…/app.bsky.feed.post/RKEY`) and its
+//!   `bsky.app` URL; mentions are resolved to DIDs with the post's facets.
+//! - Other events (identity, account, other collections) only move the cursor.
+
+use crate::source::{Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
+use crate::{lang, HandleContext, IngestError, Pseudonymiser};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use vigie_record::{Envelope, Post, VigieId};
+
+/// The source kind.
+pub const KIND: &str = "jetstream";
+/// The `source` of its posts.
+pub const SOURCE: &str = "bluesky";
+/// The collection of posts.
+pub const POSTS: &str = "app.bsky.feed.post";
+
+/// A `kind = "jetstream"` entry of the sources file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JetstreamConfig {
+    /// The configuration's name (unique; names its cursor file).
+    pub name: String,
+    /// The Jetstream `subscribe` endpoint.
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// Most events per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest wait to fill a batch.
+    #[serde(default = "default_batch_wait", with = "humantime_serde")]
+    pub batch_wait: Duration,
+}
+
+fn default_url() -> String {
+    "wss://jetstream2.us-east.bsky.network/subscribe".into()
+}
+fn default_batch_size() -> usize {
+    200
+}
+fn default_batch_wait() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// The resume position.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct JetCursor {
+    time_us: i64,
+    /// Keys of the events delivered at `time_us`.
+    #[serde(default)]
+    at_time: Vec<String>,
+}
+
+impl JetCursor {
+    fn advance(&mut self, time_us: i64, key: String) {
+        if time_us > self.time_us {
+            self.time_us = time_us;
+            self.at_time.clear();
+        }
+        self.at_time.push(key);
+    }
+
+    fn already_delivered(&self, time_us: i64, key: &str) -> bool {
+        time_us < self.time_us || (time_us == self.time_us && self.at_time.iter().any(|k| k == key))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    did: String,
+    time_us: i64,
+    kind: String,
+    #[serde(default)]
+    commit: Option<Commit>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Commit {
+    operation: String,
+    collection: String,
+    rkey: String,
+    #[serde(default)]
+    record: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostRecord {
+    text: String,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    langs: Vec<String>,
+    #[serde(default)]
+    facets: Vec<Facet>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Facet {
+    index: ByteSlice,
+    features: Vec<Feature>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ByteSlice {
+    byte_start: usize,
+    byte_end: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct Feature {
+    #[serde(rename = "$type")]
+    kind: String,
+    #[serde(default)]
+    did: Option<String>,
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A Jetstream subscription to Bluesky posts.
+pub struct Jetstream {
+    config: JetstreamConfig,
+    pseudonymiser: Pseudonymiser,
+    /// The open connection, and the cursor it has reached.
+    connection: Option<(Socket, JetCursor, String)>,
+}
+
+impl std::fmt::Debug for Jetstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jetstream")
+            .field("config", &self.config)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
+}
+
+impl Jetstream {
+    /// A source reading `config`.
+    pub fn new(config: JetstreamConfig, pseudonymiser: Pseudonymiser) -> Self {
+        Jetstream {
+            config,
+            pseudonymiser,
+            connection: None,
+        }
+    }
+
+    fn error(&self, url: &str, message: impl std::fmt::Display) -> IngestError {
+        IngestError::Stream {
+            source_name: self.config.name.clone(),
+            url: url.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    fn subscribe_url(&self, cursor: &JetCursor) -> String {
+        let sep = if self.config.url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let mut url = format!("{}{sep}wantedCollections={POSTS}", self.config.url);
+        if cursor.time_us > 0 {
+            url.push_str(&format!("&cursor={}", cursor.time_us));
+        }
+        url
+    }
+
+    /// The item of one event, `None` for events that are not about posts.
+    fn item(&self, event: &Event, raw: &str, fetch: &FetchInfo) -> Result<Option<Item>, String> {
+        let Some(commit) = event.commit.as_ref().filter(|_| event.kind == "commit") else {
+            return Ok(None);
+        };
+        if commit.collection != POSTS {
+            return Ok(None);
+        }
+        let author = self.pseudonymiser.pseudonym(SOURCE, &event.did);
+        let native_id = format!("at://{author}/{POSTS}/{}", commit.rkey);
+        let id = VigieId::derive(SOURCE, &native_id);
+        let event_time = DateTime::<Utc>::from_timestamp_micros(event.time_us)
+            .ok_or_else(|| format!("time_us {} is out of range", event.time_us))?;
+        match commit.operation.as_str() {
+            "delete" => Ok(Some(Item::Delete(Box::new(Tombstone {
+                id,
+                source: SOURCE.into(),
+                native_id,
+                deleted_at: event_time,
+                provenance: fetch.provenance(raw.as_bytes()),
+            })))),
+            "create" | "update" => {
+                let record = commit
+                    .record
+                    .as_ref()
+                    .ok_or("a create commit without a record")?;
+                let record: PostRecord =
+                    serde_json::from_str(record.get()).map_err(|e| format!("record: {e}"))?;
+                let mut ctx = HandleContext::new(SOURCE);
+                for facet in &record.facets {
+                    for feature in &facet.features {
+                        let is_mention = feature.kind == "app.bsky.richtext.facet#mention";
+                        let span = record
+                            .text
+                            .get(facet.index.byte_start..facet.index.byte_end);
+                        if let (true, Some(did), Some(span)) = (is_mention, &feature.did, span) {
+                            ctx.known
+                                .insert(span.trim_start_matches('@').to_lowercase(), did.clone());
+                        }
+                    }
+                }
+                let text = self.pseudonymiser.scrub(&record.text, &ctx);
+                let created_at = record
+                    .created_at
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map_or(event_time, |t| t.with_timezone(&Utc));
+                Ok(Some(Item::Post(Box::new(Envelope {
+                    post: Post {
+                        id,
+                        source: SOURCE.into(),
+                        url: Some(format!(
+                            "https://bsky.app/profile/{author}/post/{}",
+                            commit.rkey
+                        )),
+                        native_id,
+                        author,
+                        lang: lang::resolve(record.langs.first().map(String::as_str), &text),
+                        text,
+                        created_at,
+                    },
+                    provenance: fetch.provenance(raw.as_bytes()),
+                    kafka: None,
+                    scoring: None,
+                }))))
+            }
+            other => Err(format!("unknown commit operation {other:?}")),
+        }
+    }
+}
+
+/// The key of an event within its microsecond.
+fn event_key(event: &Event) -> String {
+    match &event.commit {
+        Some(c) => format!("{}/{}/{}/{}", event.did, c.collection, c.rkey, c.operation),
+        None => format!("{}/{}", event.did, event.kind),
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Jetstream {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
+        let committed: JetCursor = match cursor {
+            Some(c) => c.decode(&self.config.name)?,
+            None => JetCursor::default(),
+        };
+        let reusable = matches!(&self.connection, Some((_, reached, _)) if *reached == committed);
+        if !reusable {
+            let url = self.subscribe_url(&committed);
+            let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map_err(|e| self.error(&url, format!("cannot connect: {e}")))?;
+            tracing::info!(source = %self.config.name, url = %url, "connected");
+            self.connection = Some((socket, committed.clone(), url));
+        }
+        let Some((mut socket, mut position, url)) = self.connection.take() else {
+            return Err(self.error(&self.config.url, "no connection"));
+        };
+        let fetch = FetchInfo {
+            url: url.clone(),
+            status: None,
+            fetched_at: Utc::now(),
+            ingestor: KIND,
+            matched: format!("{}: jetstream {POSTS}", self.config.name),
+        };
+        let mut batch = Batch::default();
+        let deadline = tokio::time::Instant::now() + self.config.batch_wait;
+        let mut closed: Option<String> = None;
+        let mut events = 0usize;
+        while events < self.config.batch_size {
+            let message = match tokio::time::timeout_at(deadline, socket.next()).await {
+                Err(_) => break,
+                Ok(None) => {
+                    closed = Some("the server closed the stream".into());
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    closed = Some(format!("stream failed: {e}"));
+                    break;
+                }
+                Ok(Some(Ok(message))) => message,
+            };
+            let text = match message {
+                Message::Text(text) => text,
+                Message::Close(frame) => {
+                    closed = Some(format!("the server closed the stream ({frame:?})"));
+                    break;
+                }
+                Message::Binary(_) => {
+                    batch.skipped.push(Skipped {
+                        location: url.clone(),
+                        reason: "binary (compressed) frame; Vigie asks for JSON".into(),
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            events += 1;
+            let event: Event = match serde_json::from_str(text.as_str()) {
+                Ok(e) => e,
+                Err(e) => {
+                    batch.skipped.push(Skipped {
+                        location: url.clone(),
+                        reason: format!("event: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let key = event_key(&event);
+            if position.already_delivered(event.time_us, &key) {
+                continue;
+            }
+            position.advance(event.time_us, key);
+            match self.item(&event, text.as_str(), &fetch) {
+                Ok(Some(item)) => batch.items.push(item),
+                Ok(None) => {}
+                Err(reason) => batch.skipped.push(Skipped {
+                    location: format!("{url} (time_us {})", event.time_us),
+                    reason,
+                }),
+            }
+        }
+        batch.more = events >= self.config.batch_size;
+        if position != committed {
+            batch.cursor = Some(Cursor::encode(&position));
+        }
+        match closed {
+            None => self.connection = Some((socket, position, url)),
+            Some(why) if batch.items.is_empty() && batch.cursor.is_none() => {
+                return Err(self.error(&url, why));
+            }
+            Some(why) => {
+                tracing::warn!(source = %self.config.name, "{why}; will reconnect");
+            }
+        }
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_skips_what_was_delivered_at_its_microsecond() {
+        let mut c = JetCursor::default();
+        c.advance(10, "a".into());
+        c.advance(10, "b".into());
+        assert!(c.already_delivered(9, "z"));
+        assert!(c.already_delivered(10, "a"));
+        assert!(!c.already_delivered(10, "c"));
+        c.advance(11, "c".into());
+        assert_eq!(c.at_time, vec!["c".to_string()]);
+        assert!(c.already_delivered(10, "c"));
+    }
+}

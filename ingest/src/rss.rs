@@ -1,0 +1,244 @@
+//! RSS and Atom feeds (feed-rs): news and public-safety feeds.
+//!
+//! ## Conditional GET and cursor
+//! A feed is a window of its latest items, so the cursor holds what it takes to ask "anything
+//! new?" cheaply and to know which items are new: the `ETag` and `Last-Modified` of the last
+//! accepted response, sent back as `If-None-Match` and `If-Modified-Since` (a `304 Not
+//! Modified` yields an empty batch), and the ids (GUIDs) of the items already delivered, the
+//! most recent [`MAX_SEEN`] kept. A source never committed delivers every item of the feed.
+//!
+//! ## Posts
+//! - The text is the item's title, ` — `, then its summary (or content), HTML made plain.
+//! - `created_at` is the item's publication date, else its update date, else the fetch time.
+//! - The author is the item's author, else the feed's title, pseudonymised like any author.
+//! - The language is the item's, else the feed's, else detected.
+//! - An item with neither title nor summary is skipped with the reason.
+//! - feed-rs does not keep each item's bytes, so the content hash is that of the whole feed
+//!   document as fetched (which contains the item).
+
+use crate::http::{FetchError, FetchErrorKind, HttpClient};
+use crate::source::{Batch, Cursor, FetchInfo, Item, Skipped, Source};
+use crate::text::html_to_text;
+use crate::{lang, HandleContext, IngestError, Pseudonymiser};
+use chrono::Utc;
+use reqwest::header::{HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use vigie_record::{Envelope, Post, VigieId};
+
+/// The source kind, and the `source` of its posts.
+pub const KIND: &str = "rss";
+
+/// How many delivered item ids a cursor remembers.
+pub const MAX_SEEN: usize = 2000;
+
+/// A `kind = "rss"` entry of the sources file (RSS 0.9x, 1.0, 2.0, Atom and JSON Feed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// The configuration's name (unique; names its cursor file).
+    pub name: String,
+    /// The feed's URL.
+    pub url: String,
+    /// Wait between polls.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct FeedCursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
+    #[serde(default)]
+    seen: Vec<String>,
+}
+
+/// An RSS or Atom feed.
+#[derive(Debug)]
+pub struct Feed {
+    config: FeedConfig,
+    http: HttpClient,
+    pseudonymiser: Pseudonymiser,
+}
+
+impl Feed {
+    /// A source reading `config` through `http`.
+    pub fn new(config: FeedConfig, http: HttpClient, pseudonymiser: Pseudonymiser) -> Self {
+        Feed {
+            config,
+            http,
+            pseudonymiser,
+        }
+    }
+
+    fn post(
+        &self,
+        entry: &feed_rs::model::Entry,
+        feed: &feed_rs::model::Feed,
+        fetch: &FetchInfo,
+        raw: &[u8],
+    ) -> Result<Envelope, String> {
+        let title = entry
+            .title
+            .as_ref()
+            .map(|t| html_to_text(&t.content))
+            .unwrap_or_default();
+        let summary = entry
+            .summary
+            .as_ref()
+            .map(|s| html_to_text(&s.content))
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                entry
+                    .content
+                    .as_ref()
+                    .and_then(|c| c.body.as_deref())
+                    .map(html_to_text)
+            })
+            .unwrap_or_default();
+        let text = match (title.is_empty(), summary.is_empty()) {
+            (true, true) => return Err("item has neither a title nor a description".into()),
+            (false, true) => title,
+            (true, false) => summary,
+            (false, false) => format!("{title} — {summary}"),
+        };
+        let text = self.pseudonymiser.scrub(&text, &HandleContext::new(KIND));
+        let author = entry
+            .authors
+            .iter()
+            .find_map(|p| p.name.clone().filter(|n| !n.trim().is_empty()))
+            .or_else(|| feed.title.as_ref().map(|t| t.content.clone()))
+            .unwrap_or_else(|| self.config.url.clone());
+        let native_id = self.pseudonymiser.scrub_urls(&entry.id);
+        let url = entry
+            .links
+            .iter()
+            .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+            .map(|l| self.pseudonymiser.scrub_urls(&l.href));
+        let given = entry.language.as_deref().or(feed.language.as_deref());
+        Ok(Envelope {
+            post: Post {
+                id: VigieId::derive(KIND, &native_id),
+                source: KIND.into(),
+                native_id,
+                author: self.pseudonymiser.pseudonym(KIND, &author),
+                lang: lang::resolve(given, &text),
+                text,
+                created_at: entry
+                    .published
+                    .or(entry.updated)
+                    .unwrap_or(fetch.fetched_at),
+                url,
+            },
+            provenance: fetch.provenance(raw),
+            kafka: None,
+            scoring: None,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Feed {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
+        let cursor: FeedCursor = match cursor {
+            Some(c) => c.decode(&self.config.name)?,
+            None => FeedCursor::default(),
+        };
+        let mut headers = Vec::new();
+        if let Some(v) = cursor
+            .etag
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.push((IF_NONE_MATCH, v));
+        }
+        if let Some(v) = cursor
+            .last_modified
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.push((IF_MODIFIED_SINCE, v));
+        }
+        let fetched = self
+            .http
+            .get(&self.config.name, &self.config.url, &headers)
+            .await?;
+        let mut batch = Batch {
+            gaps: fetched.waits.clone(),
+            ..Default::default()
+        };
+        if fetched.status == 304 {
+            return Ok(batch);
+        }
+        let feed = feed_rs::parser::Builder::new()
+            .base_uri(Some(&self.config.url))
+            .build()
+            .parse(fetched.body.as_slice())
+            .map_err(|e| {
+                let content_type = fetched.header("content-type").unwrap_or("no Content-Type");
+                FetchError {
+                    source_name: self.config.name.clone(),
+                    url: self.config.url.clone(),
+                    kind: FetchErrorKind::BadFeed(format!("{e} (Content-Type {content_type})")),
+                }
+            })?;
+        let fetch = FetchInfo {
+            url: self.config.url.clone(),
+            status: Some(fetched.status),
+            fetched_at: Utc::now(),
+            ingestor: KIND,
+            matched: format!("{}: feed {}", self.config.name, self.config.url),
+        };
+        let mut seen = cursor.seen.clone();
+        let mut posts = Vec::new();
+        for (n, entry) in feed.entries.iter().enumerate() {
+            if cursor.seen.contains(&entry.id) {
+                continue;
+            }
+            seen.push(entry.id.clone());
+            match self.post(entry, &feed, &fetch, &fetched.body) {
+                Ok(e) => posts.push(e),
+                Err(reason) => batch.skipped.push(Skipped {
+                    location: format!(
+                        "{} (item {} of {}, id {:?})",
+                        self.config.url,
+                        n + 1,
+                        feed.entries.len(),
+                        entry.id
+                    ),
+                    reason,
+                }),
+            }
+        }
+        posts.sort_by(|a, b| (a.post.created_at, &a.post.id).cmp(&(b.post.created_at, &b.post.id)));
+        batch.items = posts.into_iter().map(|e| Item::Post(Box::new(e))).collect();
+        if seen.len() > MAX_SEEN {
+            let extra = seen.len() - MAX_SEEN;
+            seen.drain(..extra);
+        }
+        batch.cursor = Some(Cursor::encode(&FeedCursor {
+            etag: fetched.header("etag").map(str::to_string),
+            last_modified: fetched.header("last-modified").map(str::to_string),
+            seen,
+        }));
+        Ok(batch)
+    }
+}

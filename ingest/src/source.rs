@@ -1,0 +1,158 @@
+//! The [`Source`] trait: what every ingestor of a live public source implements.
+//!
+//! A source is polled with the last committed [`Cursor`] and answers with a [`Batch`]: the
+//! items that come after that cursor, in the order they were published, and the cursor that
+//! comes after them. The source keeps no resume state of its own: given the same committed
+//! cursor it yields the same posts again (or newer ones), so the caller decides, by committing
+//! or not, whether a batch counts as seen. That is what lets the [`driver`](crate::driver)
+//! persist a cursor only after the sink accepted the batch.
+//!
+//! A source may keep transient state between polls (an open WebSocket, a rate limiter); when
+//! it is polled with a cursor other than the one it last returned (the previous batch was not
+//! committed), it starts again from the cursor it is given.
+
+use crate::state::Gap;
+use crate::IngestError;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use vigie_record::{Envelope, Provenance, VigieId};
+
+/// A source's resume position (JSON), opaque to everyone but the source that made it: the last
+/// status id, the ETag and the GUIDs seen, the Jetstream time in microseconds...
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(pub serde_json::Value);
+
+impl Cursor {
+    /// Encodes a source's own cursor type.
+    pub fn encode<T: Serialize>(value: &T) -> Self {
+        // Cursor types are plain structs of strings and numbers: serialising cannot fail.
+        Cursor(serde_json::to_value(value).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Decodes a source's own cursor type; the error names the source.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, source: &str) -> Result<T, IngestError> {
+        serde_json::from_value(self.0.clone()).map_err(|e| IngestError::Malformed {
+            source_name: source.to_string(),
+            location: "cursor".into(),
+            message: format!("stored cursor is not this source's: {e}"),
+        })
+    }
+}
+
+/// A post removed at its source: its id leaves the index, and the removal is recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tombstone {
+    /// The Vigie id of the deleted post.
+    pub id: VigieId,
+    /// The source kind (as in [`Post::source`](vigie_record::Post::source)).
+    pub source: String,
+    /// The source's own id of the deleted post.
+    pub native_id: String,
+    /// When the source reported the deletion.
+    pub deleted_at: DateTime<Utc>,
+    /// How the deletion was learnt (the event's URL, hash and ingestor).
+    pub provenance: Provenance,
+}
+
+/// One thing a source yields: a post, or the deletion of one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A new (or updated) post.
+    Post(Box<Envelope>),
+    /// A post deleted at its source.
+    Delete(Box<Tombstone>),
+}
+
+impl Item {
+    /// The Vigie id of the post this item is about.
+    pub fn id(&self) -> &VigieId {
+        match self {
+            Item::Post(e) => &e.post.id,
+            Item::Delete(t) => &t.id,
+        }
+    }
+
+    /// When the item happened at its source (publication or deletion).
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Item::Post(e) => e.post.created_at,
+            Item::Delete(t) => t.deleted_at,
+        }
+    }
+}
+
+/// An item a source could not read, and why (logged and counted, never fatal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Where the item was: URL and position, or id.
+    pub location: String,
+    /// What is wrong with it, naming the field.
+    pub reason: String,
+}
+
+/// What one poll of a source yields.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Posts and deletions after the committed cursor, oldest first.
+    pub items: Vec<Item>,
+    /// The cursor after these items; `None` leaves the committed cursor as it is.
+    pub cursor: Option<Cursor>,
+    /// Items that could not be read.
+    pub skipped: Vec<Skipped>,
+    /// Windows this poll could not see (rate-limit waits, pages it had to skip).
+    pub gaps: Vec<Gap>,
+    /// True when more items are available right now (the page was full): poll again at once.
+    pub more: bool,
+}
+
+/// A live public source of posts.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// The source configuration's name (unique; names its cursor file).
+    fn name(&self) -> &str;
+
+    /// The kind of source: `mastodon`, `rss`, `reddit`, `jetstream`.
+    fn kind(&self) -> &'static str;
+
+    /// How long to wait between polls once caught up.
+    fn poll_interval(&self) -> Duration;
+
+    /// Yields what follows `cursor` (`None`: the source has never been committed; start from
+    /// the newest items).
+    async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError>;
+}
+
+/// How the items of one response were fetched: shared by their provenances.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchInfo {
+    /// The URL fetched.
+    pub url: String,
+    /// The HTTP status, for web sources.
+    pub status: Option<u16>,
+    /// When the response arrived.
+    pub fetched_at: DateTime<Utc>,
+    /// The ingestor (source kind).
+    pub ingestor: &'static str,
+    /// The source configuration and the query that matched.
+    pub matched: String,
+}
+
+impl FetchInfo {
+    /// The provenance of an item whose bytes as fetched were `raw`.
+    pub fn provenance(&self, raw: &[u8]) -> Provenance {
+        Provenance {
+            fetched_at: self.fetched_at,
+            fetch_url: self.url.clone(),
+            http_status: self.status,
+            ingestor: vigie_record::Ingestor {
+                name: self.ingestor.into(),
+                version: crate::INGESTOR_VERSION.into(),
+            },
+            content_sha256: vigie_record::content_sha256(raw),
+            matched: Some(self.matched.clone()),
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! `vigie bench search`: search latency and throughput over real HTTP on 127.0.0.1.
+//!
+//! Builds a synthetic index of `--docs` posts (English and French texts drawn from a fixed
+//! vocabulary and filler words, one in 20 a repost; pre-set scores, times over 30 days; no
+//! model needed), serves it on a loopback
+//! port, and runs `--clients` concurrent tokio clients, each on its own keep-alive HTTP/1.1
+//! connection, sending `GET /v1/search` with a rotating set of queries, filters and orders for
+//! `--duration`. It does this twice: with the access log on (every request appended and fsynced
+//! before its answer, as in production) and off (the same routes, tokens and roles, no log).
+//! Reports p50 / p99 / max latency and requests per second for each, and checks that the log
+//! holds one intact entry per request answered. Bounded: at most 1,000,000 docs, 256 clients,
+//! 120 s per run; loopback only.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vigie_api::access_log::{self, AccessLog, LogOptions};
+use vigie_api::users::{self, Role};
+use vigie_api::{AppState, ReviewStore, UserStore};
+use vigie_index::PostIndex;
+use vigie_record::{
+    content_sha256, Envelope, Ingestor, Post, Provenance, ScoreState, Scoring, VigieId,
+};
+
+/// Command-line limits.
+const MAX_DOCS: usize = 1_000_000;
+const MAX_CLIENTS: usize = 256;
+const MAX_DURATION: Duration = Duration::from_secs(120);
+
+const EN: &[&str] = &[
+    "fire",
+    "smoke",
+    "flood",
+    "explosion",
+    "crash",
+    "shooting",
+    "storm",
+    "warehouse",
+    "station",
+    "bridge",
+    "river",
+    "road",
+    "police",
+    "firefighters",
+    "people",
+    "city",
+    "near",
+    "huge",
+    "today",
+    "morning",
+    "evacuated",
+    "injured",
+    "traffic",
+    "concert",
+    "weather",
+    "coffee",
+    "market",
+    "train",
+    "school",
+    "lovely",
+    "sunset",
+    "football",
+    "match",
+    "new",
+    "album",
+];
+const FR: &[&str] = &[
+    "incendie",
+    "fumée",
+    "inondation",
+    "explosion",
+    "accident",
+    "fusillade",
+    "orage",
+    "entrepôt",
+    "gare",
+    "pont",
+    "rivière",
+    "route",
+    "police",
+    "pompiers",
+    "gens",
+    "ville",
+    "près",
+    "énorme",
+    "aujourd'hui",
+    "matin",
+    "évacués",
+    "blessés",
+    "circulation",
+    "concert",
+    "météo",
+    "café",
+    "marché",
+    "train",
+    "école",
+    "joli",
+    "coucher",
+    "soleil",
+    "match",
+    "nouvel",
+    "album",
+];
+const CATEGORIES: &[&str] = &[
+    "armed_violence",
+    "explosion",
+    "fire",
+    "natural_hazard",
+    "accident",
+    "crowd_unrest",
+    "threat",
+];
+
+/// The query strings the clients rotate through (without `purpose`).
+const QUERIES: &[&str] = &[
+    "q=fire&limit=20",
+    "q=incendie%20OR%20fire&limit=20&sort=score",
+    "q=flood%20AND%20river&limit=20&min_score=danger:0.5",
+    "q=%22huge%20explosion%22&limit=20",
+    "q=pompiers&lang=fr&limit=20&sort=time",
+    "q=*&min_score=danger:0.8&sort=score&limit=20",
+    "q=station%20OR%20gare&category=fire&limit=20",
+    "q=crash&source=rss&limit=20&sort=time",
+];
+
+/// xorshift64*: deterministic, so two runs index the same posts.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Synthetic words beside the vocabulary, so that posts differ as real ones do.
+const FILLER_WORDS: usize = 20_000;
+
+/// Post `n`: 3 to 10 words of the vocabulary of its language and 6 to 17 filler words; one
+/// post in 20 reposts (`RT ` + the text) a recent one, so that near-duplicate groups exist.
+fn synthetic(
+    n: usize,
+    rng: &mut Rng,
+    t0: chrono::DateTime<chrono::Utc>,
+    recent: &mut Vec<String>,
+) -> Envelope {
+    let french = n % 3 == 0;
+    let vocab = if french { FR } else { EN };
+    let text = if n % 20 == 19 && !recent.is_empty() {
+        format!("RT {}", recent[rng.below(recent.len())])
+    } else {
+        let mut words: Vec<String> = (0..3 + rng.below(8))
+            .map(|_| vocab[rng.below(vocab.len())].to_string())
+            .collect();
+        words.extend((0..6 + rng.below(12)).map(|_| format!("w{}", rng.below(FILLER_WORDS))));
+        words.join(" ")
+    };
+    if recent.len() == 64 {
+        recent.remove(0);
+    }
+    recent.push(text.clone());
+    let source = ["mastodon", "rss", "reddit", "bluesky"][n % 4];
+    let native = format!("bench-{n}");
+    let mut scores = BTreeMap::new();
+    let danger = rng.unit();
+    scores.insert("danger".to_string(), danger);
+    for c in CATEGORIES {
+        scores.insert((*c).to_string(), rng.unit() * danger);
+    }
+    let created_at = t0 - chrono::Duration::seconds(rng.below(30 * 86_400) as i64);
+    Envelope {
+        post: Post {
+            id: VigieId::derive(source, &native),
+            source: source.into(),
+            native_id: native,
+            author: format!("ps:{:032x}", rng.next()),
+            text: text.clone(),
+            lang: Some(if french { "fr" } else { "en" }.into()),
+            created_at,
+            url: None,
+        },
+        provenance: Provenance {
+            fetched_at: created_at,
+            fetch_url: "bench://synthetic".into(),
+            http_status: None,
+            ingestor: Ingestor {
+                name: "bench".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            content_sha256: content_sha256(text.as_bytes()),
+            matched: None,
+        },
+        kafka: None,
+        scoring: Some(Scoring {
+            model: "bench-preset-scores".into(),
+            scored_at: created_at,
+            state: ScoreState::Scored,
+            reason: None,
+            scores,
+            explanation: Vec::new(),
+        }),
+    }
+}
+
+/// Builds the synthetic index of `docs` posts in `dir`.
+fn build_index(dir: &Path, docs: usize) -> Result<PostIndex> {
+    let index = PostIndex::open(dir)?;
+    let mut writer = index.writer()?;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let t0 = chrono::Utc::now();
+    let mut recent = Vec::new();
+    for n in 0..docs {
+        writer.upsert(&synthetic(n, &mut rng, t0, &mut recent))?;
+    }
+    writer.commit(Some("vigie bench search"))?;
+    Ok(index)
+}
+
+/// Sends `GET path` on a keep-alive connection and reads the whole answer; returns its status.
+async fn get(stream: &mut TcpStream, path: &str, token: &str, buf: &mut Vec<u8>) -> Result<u16> {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).context("response head")?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("status line")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .context("the answer has no content-length")?;
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "server closed the connection mid-body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+/// One run's figures.
+struct Figures {
+    requests: usize,
+    errors: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    rps: f64,
+}
+
+async fn hammer(
+    addr: std::net::SocketAddr,
+    token: &str,
+    clients: usize,
+    duration: Duration,
+) -> Result<Figures> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let token = token.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let mut buf = Vec::new();
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut i = c;
+            while Instant::now() < deadline {
+                let path = format!(
+                    "/v1/search?{}&purpose=load%20test%20client%20{c}",
+                    QUERIES[i % QUERIES.len()]
+                );
+                i += 1;
+                let sent = Instant::now();
+                let status = get(&mut stream, &path, &token, &mut buf).await?;
+                latencies.push(sent.elapsed());
+                if status != 200 {
+                    errors += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((latencies, errors))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (latencies, e) = t.await??;
+        all.extend(latencies);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Figures {
+        requests: all.len(),
+        errors,
+        p50: pick(0.50),
+        p99: pick(0.99),
+        max: all.last().copied().unwrap_or_default(),
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+fn print(label: &str, f: &Figures) {
+    println!(
+        "{label:<16} {:>8} requests  {:>6} errors  {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+        f.requests,
+        f.errors,
+        f.rps,
+        f.p50.as_secs_f64() * 1e3,
+        f.p99.as_secs_f64() * 1e3,
+        f.max.as_secs_f64() * 1e3
+    );
+}
+
+/// Runs the benchmark: `docs` posts, `clients` connections, `duration` per run. Works in
+/// `<data_dir>/bench/`: the index there is reused when it already holds `docs` posts (else
+/// rebuilt); the users and access logs there are made afresh.
+pub fn run(config: &Config, docs: usize, clients: usize, duration: Duration) -> Result<()> {
+    anyhow::ensure!(
+        (1..=MAX_DOCS).contains(&docs),
+        "--docs must be 1..={MAX_DOCS}"
+    );
+    anyhow::ensure!(
+        (1..=MAX_CLIENTS).contains(&clients),
+        "--clients must be 1..={MAX_CLIENTS}"
+    );
+    anyhow::ensure!(
+        duration > Duration::ZERO && duration <= MAX_DURATION,
+        "--duration must be at most {}s",
+        MAX_DURATION.as_secs()
+    );
+    let root = config.data_dir.join("bench");
+    let index_dir = root.join("index");
+    let started = Instant::now();
+    // An index of another size, or of an older schema, is rebuilt.
+    let index = match PostIndex::open(&index_dir) {
+        Ok(existing) if existing.num_docs() == docs as u64 => existing,
+        _ => {
+            if index_dir.exists() {
+                std::fs::remove_dir_all(&index_dir)
+                    .with_context(|| format!("removing {}", index_dir.display()))?;
+            }
+            build_index(&index_dir, docs)?
+        }
+    };
+    println!(
+        "index: {} posts in {} ({:.1} s)",
+        index.num_docs(),
+        index_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let data = root.join("data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+    }
+    std::fs::create_dir_all(&data)?;
+    access_log::init_keys(&data)?;
+    let users_file = data.join(users::USERS_FILE);
+    let token = users::add_user(&users_file, "bench", Role::Analyst)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        println!(
+            "{clients} clients, {} s per run, GET /v1/search over http://127.0.0.1, keep-alive",
+            duration.as_secs_f64()
+        );
+        for logged in [true, false] {
+            let log = AccessLog::open(
+                &data.join(format!("access-log-{logged}")),
+                access_log::load_signing_key(&data)?,
+                LogOptions::default(),
+            )?;
+            let state = AppState {
+                index: index.clone(),
+                log: log.clone(),
+                users: UserStore::open(&users_file)?,
+                reviews: ReviewStore::open(&data.join("reviews.jsonl"))?,
+                alert_threshold: 0.5,
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let server = if logged {
+                tokio::spawn(vigie_api::serve(listener, state, shutdown))
+            } else {
+                tokio::spawn(vigie_api::serve_without_access_log(
+                    listener, state, shutdown,
+                ))
+            };
+            let figures = hammer(addr, &token, clients, duration).await?;
+            let _ = stop.send(());
+            server.await??;
+            print(
+                if logged {
+                    "access log on"
+                } else {
+                    "access log off"
+                },
+                &figures,
+            );
+            if logged {
+                let bytes = std::fs::read(log.path())?;
+                let report = access_log::verify_log(&bytes, &log.verifying_key())
+                    .map_err(|t| anyhow::anyhow!("the access log is not intact: {t}"))?;
+                println!(
+                    "                 access log: {} entries, intact, for {} requests answered",
+                    report.last, figures.requests
+                );
+            }
+        }
+        Ok(())
+    })
+}

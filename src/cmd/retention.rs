@@ -1,0 +1,99 @@
+//! `vigie retention enforce`, and the retention schedule of `vigie serve`.
+//!
+//! Posts created more than `retention_days` ago (configuration; 0 keeps posts forever) leave
+//! the index; each deletion batch is first logged, hash-chained and signed, in
+//! `<data-dir>/retention-log/access.jsonl` (see `vigie_api::retention`), which
+//! `vigie audit verify FILE --pubkey <data-dir>/access-log.pub --log` checks.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::time::Duration;
+use vigie_api::access_log;
+use vigie_api::retention::{self, RetentionReport};
+use vigie_index::PostIndex;
+
+/// How often `vigie serve` enforces retention (first at start).
+pub const SCHEDULE: Duration = Duration::from_secs(3600);
+
+/// `vigie retention ...`
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Delete from the index the posts older than `retention_days`, logging each batch in
+    /// <data-dir>/retention-log/ first. Fails, deleting nothing, while another process writes
+    /// the index.
+    Enforce,
+}
+
+/// Runs a `vigie retention` command.
+pub fn run(config: &Config, command: &RetentionCommand) -> Result<()> {
+    match command {
+        RetentionCommand::Enforce => {
+            if config.retention_days == 0 {
+                println!("retention_days = 0: posts are kept forever; nothing to do");
+                return Ok(());
+            }
+            let dir = config.index_dir();
+            anyhow::ensure!(
+                dir.join("meta.json").is_file(),
+                "no index in {}",
+                dir.display()
+            );
+            let index = PostIndex::open(&dir)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(enforce_once(config, &index))?;
+            if report.deleted.is_empty() {
+                println!(
+                    "nothing to delete: no post created before {} (retention {} days)",
+                    report.cutoff.to_rfc3339(),
+                    config.retention_days
+                );
+                return Ok(());
+            }
+            println!(
+                "deleted {} posts created before {} (retention {} days); logged in {}",
+                report.deleted.len(),
+                report.cutoff.to_rfc3339(),
+                config.retention_days,
+                report.log.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// One enforcement over `index`.
+pub async fn enforce_once(config: &Config, index: &PostIndex) -> Result<RetentionReport> {
+    let key = access_log::load_signing_key(&config.data_dir)?;
+    retention::enforce(
+        index,
+        &config.data_dir,
+        key,
+        config.retention_days,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("enforcing retention")
+}
+
+/// Enforces retention every [`SCHEDULE`] for as long as the server runs (nothing when
+/// `retention_days` is 0). Failures are reported and retried at the next tick.
+pub async fn schedule(config: Config, index: PostIndex) {
+    if config.retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(SCHEDULE);
+    loop {
+        tick.tick().await;
+        match enforce_once(&config, &index).await {
+            Ok(r) if r.deleted.is_empty() => {}
+            Ok(r) => tracing::info!(
+                deleted = r.deleted.len(),
+                cutoff = %r.cutoff,
+                "retention: deleted old posts (logged in {})",
+                r.log.display()
+            ),
+            Err(e) => tracing::warn!("retention not enforced this time: {e:#}"),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The classifier's commands against the real model: `vigie train` writes heads and a model
+//! card that say what they were made from, `vigie eval` measures them, and the shipped heads
+//! are calibrated on held-out data.
+
+mod common;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use vigie_analyse::dataset::Dataset;
+use vigie_analyse::training::{part, Part};
+use vigie_analyse::{metrics, Classifier, Encoder, ModelFiles};
+
+fn vigie(data_dir: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .current_dir(common::root())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("VIGIE_MODEL_DIR", common::model_dir())
+        .output()
+        .expect("run vigie");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "vigie {args:?} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+/// The first `n` lines of a CrisisLex fixture, as a new labelled file.
+fn sample(dir: &Path, crisis: &str, n: usize) -> std::path::PathBuf {
+    let text =
+        std::fs::read_to_string(common::root().join(format!("fixtures/crisislex/{crisis}.jsonl")))
+            .unwrap();
+    let path = dir.join(format!("{crisis}.jsonl"));
+    let lines: Vec<&str> = text.lines().take(n).collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+#[test]
+fn train_writes_a_model_card_and_eval_measures_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = sample(tmp.path(), "2013_Alberta_Floods", 300);
+    let heads = tmp.path().join("heads");
+    // An experimenter adds a category in the taxonomy file alone, and retrains.
+    let mut taxonomy =
+        std::fs::read_to_string(common::root().join("config/taxonomy.toml")).unwrap();
+    let negatives = taxonomy.find("\n[negatives]").unwrap();
+    taxonomy.insert_str(
+        negatives,
+        "\n[[category]]\nname = \"volcano\"\ndescription = \"Eruption, ash fall, lava flow.\"\n\
+         examples_en = [\"The volcano is erupting, ash falling on the town\", \
+         \"Lava flow has reached the first houses\", \"Eruption: evacuate the valley now\", \
+         \"Ash cloud over the airport, flights grounded as the volcano erupts\"]\n\
+         examples_fr = [\"Le volcan est entré en éruption, des cendres tombent sur la ville\", \
+         \"La coulée de lave atteint les premières maisons\"]\n",
+    );
+    let taxonomy_path = tmp.path().join("taxonomy.toml");
+    std::fs::write(&taxonomy_path, taxonomy).unwrap();
+    vigie(
+        tmp.path(),
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            heads.to_str().unwrap(),
+            "--taxonomy",
+            taxonomy_path.to_str().unwrap(),
+        ],
+    );
+    let trained: Value =
+        serde_json::from_slice(&std::fs::read(heads.join("heads.json")).unwrap()).unwrap();
+    assert!(
+        trained["labels"]["volcano"].is_object(),
+        "a head for the new category"
+    );
+
+    let card: Value =
+        serde_json::from_slice(&std::fs::read(heads.join("model-card.json")).unwrap()).unwrap();
+    let heads_bytes = std::fs::read(heads.join("heads.json")).unwrap();
+    let heads_sha = vigie_analyse::sha256_hex(&heads_bytes);
+    assert_eq!(card["heads_sha256"], heads_sha.as_str());
+    assert_eq!(card["id"], format!("heads-{}", &heads_sha[..12]));
+    assert_eq!(
+        card["encoder"]["name"],
+        "sentence-transformers/all-MiniLM-L6-v2"
+    );
+    let weights = std::fs::read(common::model_dir().join("model.safetensors")).unwrap();
+    assert_eq!(
+        card["encoder"]["weights_sha256"],
+        vigie_analyse::sha256_hex(&weights).as_str()
+    );
+    assert_eq!(
+        card["training_files"][0]["sha256"],
+        vigie_analyse::sha256_hex(&std::fs::read(&data).unwrap()).as_str()
+    );
+    assert_eq!(card["training_files"][0]["posts"], 300);
+    assert!(card["metrics"]["danger"]["n"].as_u64().unwrap() > 20);
+
+    // eval --json: the exact shape other tools read; a label without a head is skipped.
+    let labelled = tmp.path().join("eval.jsonl");
+    let mut text =
+        std::fs::read_to_string(sample(tmp.path(), "2013_Boston_Bombings", 200)).unwrap();
+    text.push_str("\n{\"id\":\"x\",\"text\":\"hello\",\"labels\":{\"volcano\":1,\"danger\":0}}\n");
+    std::fs::write(&labelled, text).unwrap();
+    let report = tmp.path().join("report");
+    let (stdout, _) = vigie(
+        tmp.path(),
+        &[
+            "eval",
+            "--data",
+            labelled.to_str().unwrap(),
+            "--json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .clone();
+    // The configured heads are the shipped ones (models/danger): eval measures those.
+    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let danger = &v["labels"]["danger"];
+    assert_eq!(danger["n"], 201);
+    for key in ["precision", "recall", "f1", "average_precision"] {
+        let x = danger[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    assert!(
+        danger["average_precision"].as_f64().unwrap() > 0.6,
+        "{danger}"
+    );
+    assert_eq!(v["skipped"], serde_json::json!(["volcano"]));
+    for f in [
+        "index.html",
+        "pr-curve.svg",
+        "histogram.svg",
+        "reliability.svg",
+    ] {
+        let bytes = std::fs::read(report.join(f)).unwrap();
+        assert!(bytes.len() > 200, "{f} is empty");
+    }
+    let svg = std::fs::read_to_string(report.join("reliability.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+}
+
+#[test]
+fn the_shipped_heads_are_calibrated_on_held_out_posts() {
+    let root = common::root();
+    let encoder = Encoder::load(&ModelFiles::in_dir(common::model_dir()).unwrap()).unwrap();
+    let classifier = Classifier::load(encoder, &root.join("models/danger")).unwrap();
+    let (mut scores, mut truth) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(root.join("fixtures/crisislex")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        let d = Dataset::load(&path).unwrap();
+        let held: Vec<_> = d
+            .posts
+            .iter()
+            .filter(|p| part(&p.id) == Part::Test)
+            .collect();
+        let texts: Vec<&str> = held.iter().map(|p| p.text.as_str()).collect();
+        let embeddings = classifier.encoder().encode(&texts).unwrap();
+        for (p, s) in held.iter().zip(classifier.score_embeddings(&embeddings)) {
+            scores.push(s["danger"]);
+            truth.push(p.labels["danger"] == 1);
+        }
+    }
+    assert!(scores.len() > 1000, "{} held-out posts", scores.len());
+    let m = metrics::evaluate(&scores, &truth, 0.5);
+    assert!(
+        m.ece < 0.05,
+        "expected calibration error {} on held-out posts",
+        m.ece
+    );
+    assert!(m.average_precision > 0.8, "{m:?}");
+}

@@ -1,0 +1,222 @@
+//! The Kafka pipeline end to end against a real broker: raw posts -> `vigie analyse` (real
+//! model) -> `vigie index`; every post indexed once, scored, with the coordinates where it
+//! entered Kafka; a poison message goes to the dead-letter topic and the posts around it are
+//! indexed; SIGTERM stops both stages with exit code 0.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vigie_record::bus::{BusConfig, Publisher};
+
+const N: usize = 60;
+
+/// Waits until the index in `dir` has at least `n` documents.
+fn wait_docs(dir: &Path, n: usize, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if dir.join("meta.json").is_file() {
+            let docs = vigie_index::PostIndex::open(dir).unwrap().num_docs();
+            if docs >= n as u64 {
+                return docs;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} documents after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Publishes `n` posts, one in three a danger report, to the raw topic.
+async fn publish_posts(bus: &BusConfig, n: usize) {
+    let raw = Publisher::new(bus, "vigie.posts.raw").unwrap();
+    for i in 0..n {
+        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
+            .await
+            .unwrap();
+    }
+}
+
+fn text(i: usize) -> String {
+    if i % 3 == 0 {
+        format!("Huge explosion at the chemical plant, people injured, avoid the area ({i})")
+    } else {
+        format!("Lovely morning at the market, fresh bread and coffee ({i})")
+    }
+}
+
+fn stage(data: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .current_dir(common::root())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("VIGIE_MODEL_DIR", common::model_dir())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a stage")
+}
+
+fn terminate(mut child: Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stage did not stop within 60s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
+    let broker = common::Broker::start();
+    // One message per record batch (see tests/kafka_index.rs).
+    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    bus.ensure_topics(
+        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
+        3,
+    )
+    .await
+    .unwrap();
+    publish_posts(&bus, N / 2).await;
+    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
+    raw.send("poison", br#"{"post": {"id": 1}}"#).await.unwrap();
+    for i in N / 2..N {
+        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
+            .await
+            .unwrap();
+    }
+
+    let data = tempfile::tempdir().unwrap();
+    let brokers = broker.address.as_str();
+    let analyse = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index = stage(
+        data.path(),
+        &["index", "--brokers", brokers, "--batch", "20"],
+    );
+    let index_dir = data.path().join("index");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done = index_dir.join("meta.json").is_file()
+            && vigie_index::PostIndex::open(&index_dir).unwrap().num_docs() >= N as u64;
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every post indexed within 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(analyse);
+    terminate(index);
+
+    let index = vigie_index::PostIndex::open(&index_dir).unwrap();
+    assert_eq!(index.num_docs(), N as u64);
+    for i in 0..N {
+        let id = vigie_record::VigieId::derive("mastodon", &i.to_string());
+        let e = index.get(id.as_str()).unwrap().expect("indexed");
+        let kafka = e.kafka.expect("coordinates");
+        assert_eq!(
+            kafka.topic, "vigie.posts.raw",
+            "where the post entered Kafka"
+        );
+        let scoring = e.scoring.expect("scored");
+        assert!(scoring.model.starts_with("heads-"), "{}", scoring.model);
+        let danger = scoring.danger();
+        if i % 3 == 0 {
+            assert!(danger >= 0.5, "post {i}: {danger}");
+        } else {
+            assert!(danger < 0.5, "post {i}: {danger}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies() {
+    const M: usize = 200;
+    let broker = common::Broker::start();
+    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    bus.ensure_topics(
+        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
+        4,
+    )
+    .await
+    .unwrap();
+    publish_posts(&bus, M).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let brokers = broker.address.as_str();
+    let mut first = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let second = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index = stage(
+        data.path(),
+        &["index", "--brokers", brokers, "--batch", "20"],
+    );
+    let index_dir = data.path().join("index");
+    // Both work; once some posts are through, one worker dies without warning.
+    wait_docs(&index_dir, 20, Duration::from_secs(300));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The survivor takes over the dead worker's partitions: every post arrives, once.
+    wait_docs(&index_dir, M, Duration::from_secs(300));
+    terminate(second);
+    terminate(index);
+    let index = vigie_index::PostIndex::open(&index_dir).unwrap();
+    assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
+    for i in 0..M {
+        let id = vigie_record::VigieId::derive("mastodon", &i.to_string());
+        assert!(
+            index.get(id.as_str()).unwrap().is_some(),
+            "post {i} indexed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stages_ride_out_a_broker_restart() {
+    const M: usize = 60;
+    let storage = tempfile::tempdir().unwrap();
+    let broker = common::Broker::start_with("sqlite://tansu.db", storage.path().to_path_buf());
+    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    bus.ensure_topics(
+        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
+        2,
+    )
+    .await
+    .unwrap();
+    publish_posts(&bus, M / 2).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let brokers = broker.address.clone();
+    let analyse = stage(data.path(), &["analyse", "--brokers", &brokers]);
+    let index = stage(
+        data.path(),
+        &["index", "--brokers", &brokers, "--batch", "10"],
+    );
+    let index_dir = data.path().join("index");
+    wait_docs(&index_dir, 10, Duration::from_secs(300));
+    // The broker goes away for a few seconds, then comes back with its data.
+    let broker = broker.restart(Duration::from_secs(3));
+    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
+    for i in M / 2..M {
+        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
+            .await
+            .unwrap();
+    }
+    wait_docs(&index_dir, M, Duration::from_secs(300));
+    terminate(analyse);
+    terminate(index);
+    let index = vigie_index::PostIndex::open(&index_dir).unwrap();
+    assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
+}
