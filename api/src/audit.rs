@@ -67,8 +67,7 @@ pub(crate) async fn get_export(
     State(state): State<AppState>,
     params: Result<Query<ExportParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(params) =
-        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let Query(params) = params?;
     let filter = ExportFilter {
         from: parse_time("from", params.from)?,
         to: parse_time("to", params.to)?,

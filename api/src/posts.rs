@@ -172,8 +172,7 @@ pub(crate) async fn get_post(
     Path(id): Path<String>,
     params: Result<Query<PostParams>, QueryRejection>,
 ) -> Result<(Extension<Outcome>, Json<PostView>), Problem> {
-    let Query(params) =
-        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let Query(params) = params?;
     let purpose = require_purpose(params.purpose)?;
     let envelope = lookup(&state, &id).await?;
     let (log, key) = (state.log.clone(), id.clone());
@@ -352,8 +351,7 @@ pub(crate) async fn get_alerts(
     State(state): State<AppState>,
     params: Result<Query<AlertParams>, QueryRejection>,
 ) -> Result<(Extension<Outcome>, Json<Alerts>), Problem> {
-    let Query(params) =
-        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let Query(params) = params?;
     let purpose = require_purpose(params.purpose)?;
     let limit = params.limit.unwrap_or(50);
     if limit == 0 || limit > crate::search::MAX_LIMIT {

@@ -35,6 +35,13 @@ impl Problem {
     }
 }
 
+/// A query string that does not parse (unknown parameter, bad value) is a 400 naming the fault.
+impl From<axum::extract::rejection::QueryRejection> for Problem {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Problem::bad_request("invalid query parameters", e.body_text())
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -364,8 +364,7 @@ pub(crate) async fn get_search(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<(Extension<Outcome>, Json<SearchResponse>), Problem> {
-    let Query(params) =
-        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let Query(params) = params?;
     let (purpose, page) = run(state, params.into()).await?;
     Ok(answer(purpose, page, serde_json::Map::new()))
 }
@@ -497,8 +496,7 @@ pub(crate) async fn get_histogram(
     State(state): State<AppState>,
     params: Result<Query<HistogramParams>, QueryRejection>,
 ) -> Result<(Extension<Outcome>, Json<Histogram>), Problem> {
-    let Query(p) =
-        params.map_err(|e| Problem::bad_request("invalid query parameters", e.body_text()))?;
+    let Query(p) = params?;
     let purpose = require_purpose(p.purpose)?;
     let interval_secs = interval(p.interval)?;
     let min_score = p
