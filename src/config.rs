@@ -29,6 +29,9 @@ const KEYS: &[&str] = &[
     "pseudonym_key",
     "access_log_checkpoint_every",
     "retention_days",
+    "max_text_bytes",
+    "max_envelope_bytes",
+    "metrics",
 ];
 
 /// Every setting, with its default.
@@ -63,6 +66,16 @@ pub struct Config {
     /// Posts created more than this many days ago leave the index (`vigie retention enforce`,
     /// and hourly in `vigie serve`); 0 keeps them forever.
     pub retention_days: u32,
+    /// The analyse worker dead-letters a post whose text is longer than this (bytes, UTF-8).
+    pub max_text_bytes: usize,
+    /// The analyse worker dead-letters, unparsed, a raw message larger than this (bytes).
+    pub max_envelope_bytes: usize,
+    /// Address of `GET /metrics` (Prometheus text) of the Kafka stages; none: not served.
+    pub metrics: Option<String>,
+    /// librdkafka properties for every Kafka client, over Vigie's defaults (e.g. the bounds of
+    /// its queues, `queued.max.messages.kbytes`; or `security.protocol`).
+    #[serde(default)]
+    pub kafka: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -80,6 +93,10 @@ impl Default for Config {
             pseudonym_key: None,
             access_log_checkpoint_every: 1000,
             retention_days: 30,
+            max_text_bytes: 64 * 1024,
+            max_envelope_bytes: 256 * 1024,
+            metrics: None,
+            kafka: Default::default(),
         }
     }
 }
@@ -100,6 +117,15 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .context("invalid configuration")
+    }
+
+    /// The Kafka settings for `brokers`, with the `[kafka]` properties.
+    pub fn bus(&self, brokers: &str) -> vigie_record::bus::BusConfig {
+        let mut bus = vigie_record::bus::BusConfig::new(brokers);
+        for (key, value) in &self.kafka {
+            bus = bus.set(key, value);
+        }
+        bus
     }
 
     /// The index directory.
@@ -129,10 +155,42 @@ impl Config {
         }
         let mut key = [0u8; 32];
         getrandom::getrandom(&mut key).context("no randomness for a pseudonym key")?;
-        std::fs::create_dir_all(path.parent().expect("keys dir"))
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        self.keys_dir()?;
         write_private(&path, hex::encode(key).as_bytes())?;
         Ok(key.to_vec())
+    }
+
+    /// `<data_dir>/keys`, made 0700 (or narrowed to it): the pseudonym key and the identity file.
+    pub fn keys_dir(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let dir = self.data_dir.join("keys");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| std::fs::metadata(&dir))
+            .and_then(|m| match m.permissions().mode() & 0o077 {
+                0 => Ok(()),
+                _ => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)),
+            })
+            .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// The identity file: each pseudonym and the handle it replaced (`vigie reidentify`).
+    pub fn identities_file(&self) -> PathBuf {
+        self.data_dir
+            .join("keys")
+            .join(vigie_ingest::identities::IDENTITIES_FILE)
+    }
+
+    /// The pseudonymiser of every ingest path: keyed with [`Self::pseudonym_key`], noting each
+    /// pseudonym it makes in [`Self::identities_file`].
+    pub fn pseudonymiser(&self) -> Result<vigie_ingest::Pseudonymiser> {
+        let key = self.pseudonym_key()?;
+        self.keys_dir()?;
+        let recorder = vigie_ingest::identities::IdentityRecorder::open(&self.identities_file())?;
+        Ok(vigie_ingest::Pseudonymiser::new(&key).recording(recorder))
     }
 
     /// The configuration as TOML, secrets hidden.
@@ -140,6 +198,11 @@ impl Config {
         let mut shown = self.clone();
         if shown.pseudonym_key.is_some() {
             shown.pseudonym_key = Some("<hidden>".into());
+        }
+        for (key, value) in shown.kafka.iter_mut() {
+            if key.contains("password") || key.contains("secret") {
+                *value = "<hidden>".into();
+            }
         }
         Ok(toml::to_string_pretty(&shown)?)
     }
@@ -171,6 +234,8 @@ pub struct Overrides {
     pub model_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 #[cfg(test)]
@@ -217,6 +282,28 @@ mod tests {
             jail.create_file("bad.toml", "listn = \"x\"\n")?;
             let e = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{e:#}").contains("listn"), "{e:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn kafka_properties_reach_every_client_and_secrets_stay_hidden() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kafka.toml",
+                "[kafka]\n\"queued.max.messages.kbytes\" = \"4096\"\n\"sasl.password\" = \"hunter2\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("kafka.toml")), &Overrides::default()).unwrap();
+            let bus = c.bus("127.0.0.1:9092");
+            assert_eq!(bus.brokers, "127.0.0.1:9092");
+            assert!(bus
+                .extra
+                .contains(&("queued.max.messages.kbytes".into(), "4096".into())));
+            let shown = c.to_toml_redacted().unwrap();
+            assert!(
+                !shown.contains("hunter2") && shown.contains("4096"),
+                "{shown}"
+            );
             Ok(())
         });
     }

@@ -341,14 +341,24 @@ pub fn eval(
 }
 
 /// `vigie bench classify`: posts/s of the encoder and heads on real tweets, with batches
-/// formed by length (Vigie's way) and in arrival order, for comparison.
-pub fn bench_classify(config: &Config, n: usize, data_dir: &Path) -> Result<()> {
+/// formed by length (Vigie's way) and in arrival order, for comparison; with `python`, also
+/// the Python sentence-transformers encoder, alternating with Vigie's for `rounds` rounds.
+pub fn bench_classify(
+    config: &Config,
+    n: usize,
+    data_dir: &Path,
+    python: Option<&Path>,
+    rounds: usize,
+) -> Result<()> {
     let owned = crisislex_texts(data_dir, n)?;
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
     let encoder = encoder(config)?;
     let threads = vigie_analyse::threads();
     let warm: Vec<&str> = texts.iter().take(8).copied().collect();
     encoder.encode(&warm)?;
+    if let Some(python) = python {
+        compare_with_python(&encoder, &texts, data_dir, python, rounds.max(1), threads)?;
+    }
     let bar = progress(texts.len(), "length-sorted batches");
     let started = Instant::now();
     encoder.encode_with_progress(&texts, |d| bar.set_position(d as u64))?;
@@ -403,6 +413,62 @@ pub fn bench_classify(config: &Config, n: usize, data_dir: &Path) -> Result<()> 
     println!(
         "    cascade on:  {cascaded:>7.1} posts/s ({:.2}x)",
         cascaded / full
+    );
+    Ok(())
+}
+
+/// Times Vigie's encoder and `bench/python_encoder.py` on the same `texts`, one after the
+/// other, `rounds` times (alternating, so that a change in the machine's load hits both), and
+/// prints each figure and the ratio of the medians.
+fn compare_with_python(
+    encoder: &Encoder,
+    texts: &[&str],
+    data_dir: &Path,
+    python: &Path,
+    rounds: usize,
+    threads: usize,
+) -> Result<()> {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let out = std::process::Command::new(python)
+            .arg("bench/python_encoder.py")
+            .args(["--n", &texts.len().to_string()])
+            .args(["--batch", &encoder.batch_size().to_string()])
+            .args(["--threads", &threads.to_string()])
+            .arg("--data")
+            .arg(data_dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("running {} bench/python_encoder.py", python.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        anyhow::ensure!(
+            out.status.success(),
+            "bench/python_encoder.py failed ({}): {stdout}",
+            out.status
+        );
+        let rate: f64 = stdout
+            .lines()
+            .last()
+            .and_then(|l| l.strip_suffix(" posts/s"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|r| r.parse().ok())
+            .with_context(|| format!("no posts/s in the Python encoder's output: {stdout}"))?;
+        let started = Instant::now();
+        encoder.encode(texts)?;
+        let rust = texts.len() as f64 / started.elapsed().as_secs_f64();
+        println!("round {round}: python {rate:>7.1} posts/s, vigie {rust:>7.1} posts/s");
+        theirs.push(rate);
+        ours.push(rust);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ours, theirs) = (median(&mut ours), median(&mut theirs));
+    println!(
+        "encoder, median of {rounds}: vigie {ours:.1} posts/s, python {theirs:.1} posts/s: \
+         vigie is {:.2}x the Python encoder",
+        ours / theirs
     );
     Ok(())
 }

@@ -38,7 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replay a stream through analyse and index in-process (no Kafka), then serve the API.
+    /// Replay a stream through analyse and index in-process (no Kafka), then serve the API; with
+    /// --brokers, run every stage in this process over Kafka.
     Run(RunArgs),
     /// Score raw posts from Kafka into the scored topic, as one worker of a consumer group.
     Analyse {
@@ -60,6 +61,13 @@ enum Command {
         /// Partitions of the topics, when this worker creates them.
         #[arg(long, default_value_t = 3)]
         partitions: i32,
+        /// Batches queued between consumer, model and producer: the worker holds at most
+        /// (2 * QUEUE + 3) * batch_size messages.
+        #[arg(long, default_value_t = 2)]
+        queue: usize,
+        /// Serve GET /metrics (Prometheus text) on ADDR, e.g. 127.0.0.1:9100.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Index scored posts from Kafka; the offsets read are kept in each index commit.
     Index {
@@ -78,6 +86,13 @@ enum Command {
         /// Most messages per index commit.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Serve GET /metrics (Prometheus text) on ADDR, e.g. 127.0.0.1:9100.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+        /// How often the indexer enforces `retention_days` (first at start), since it holds the
+        /// index writer (e.g. 1h, 10m).
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+        retention_every: std::time::Duration,
     },
     /// Documents, offsets and last commit of an index.
     Stats {
@@ -110,6 +125,9 @@ enum Command {
     /// Check the access log or an export of it, offline.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Admin: the handle behind a pseudonym, from the identity file; logged with its purpose
+    /// (in <data-dir>/reidentify-log/) before anything is shown.
+    Reidentify(cmd::reidentify::ReidentifyArgs),
     /// Retention: delete the posts older than `retention_days`, each batch logged first.
     #[command(subcommand)]
     Retention(cmd::retention::RetentionCommand),
@@ -157,6 +175,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// End-to-end posts/s of the Kafka pipeline (publish, analyse, index) and the time per
+    /// stage, with the classifier and with a no-op scorer.
+    Pipeline(cmd::bench_pipeline::PipelineArgs),
     /// Posts/s of the classifier on real tweets, with its batch size and threads.
     Classify {
         /// Number of posts.
@@ -165,6 +186,14 @@ enum Bench {
         /// Directory of labelled CrisisLex files to take the posts from.
         #[arg(long, value_name = "DIR", default_value = "fixtures/crisislex")]
         data: PathBuf,
+        /// Also time the Python sentence-transformers encoder (`bench/python_encoder.py`) with
+        /// this interpreter, on the same posts, batch size and threads, alternating with Vigie's
+        /// encoder for `--rounds` rounds.
+        #[arg(long, value_name = "PYTHON")]
+        python: Option<PathBuf>,
+        /// Rounds of the comparison with `--python`.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Search latency (p50, p99) and requests/s over real HTTP on 127.0.0.1, access log on and
     /// off, over a synthetic index of pre-scored posts (in <data-dir>/bench/; no model needed).
@@ -223,9 +252,19 @@ struct RunArgs {
     /// Model directory (overrides the config).
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
-    /// Index and stop, without serving.
+    /// Index and stop, without serving (with --brokers: run the stages without the API).
     #[arg(long)]
     no_serve: bool,
+    /// Kafka bootstrap brokers: publish the stream to Kafka and run the analyse worker, the
+    /// indexer and the API in this process over it, until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "BROKERS")]
+    brokers: Option<String>,
+    /// With --brokers: serve GET /metrics (Prometheus text) on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// With --brokers: batches queued between the analyse worker's consumer, model and producer.
+    #[arg(long, default_value_t = 2)]
+    queue: usize,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -247,6 +286,7 @@ fn main() -> Result<()> {
             overrides.model_dir = a.model_dir.clone();
             overrides.index_dir = a.serve.index.clone();
             overrides.listen = a.serve.listen.clone();
+            overrides.metrics = a.metrics.clone();
         }
         Command::Serve(a) => {
             overrides.index_dir = a.index.clone();
@@ -254,16 +294,18 @@ fn main() -> Result<()> {
         }
         Command::Embed { model_dir, .. } => overrides.model_dir = model_dir.clone(),
         Command::Users(_) | Command::Keys(_) | Command::Audit(_) => {}
-        Command::Retention(_) => {}
+        Command::Retention(_) | Command::Reidentify(_) => {}
         Command::Replay(a) => {
             overrides.model_dir = a.model_dir.clone();
             overrides.index_dir = a.index.clone();
         }
         Command::Capture(_) | Command::Sources(_) => {}
-        Command::Analyse { .. } => {}
-        Command::Index { index, .. } | Command::Stats { index, .. } => {
-            overrides.index_dir = index.clone()
+        Command::Analyse { metrics, .. } => overrides.metrics = metrics.clone(),
+        Command::Index { index, metrics, .. } => {
+            overrides.index_dir = index.clone();
+            overrides.metrics = metrics.clone();
         }
+        Command::Stats { index, .. } => overrides.index_dir = index.clone(),
         Command::Config
         | Command::Train { .. }
         | Command::Eval { .. }
@@ -283,6 +325,7 @@ fn main() -> Result<()> {
         Command::Keys(c) => cmd::keys::run(&config, &c),
         Command::Audit(c) => cmd::audit::run(&c),
         Command::Retention(c) => cmd::retention::run(&config, &c),
+        Command::Reidentify(a) => cmd::reidentify::run(&config, &a),
         Command::Capture(a) => cmd::capture::run(&config, &a),
         Command::Replay(a) => cmd::replay::run(&config, &a),
         Command::Sources(c) => cmd::sources::run(&config, &c),
@@ -302,6 +345,8 @@ fn main() -> Result<()> {
             output,
             deadletter,
             partitions,
+            queue,
+            ..
         } => {
             let analyser = Analyser::new(
                 scorer(&config)?,
@@ -311,8 +356,9 @@ fn main() -> Result<()> {
                     ..Default::default()
                 },
             );
+            let metrics = stages::metrics::Metrics::new();
             let stage = stages::AnalyserConfig {
-                bus: vigie_record::bus::BusConfig::new(brokers),
+                bus: config.bus(&brokers),
                 group,
                 input,
                 output,
@@ -320,9 +366,16 @@ fn main() -> Result<()> {
                 partitions,
                 batch: config.batch_size.max(1),
                 linger: std::time::Duration::from_millis(200),
+                max_text_bytes: config.max_text_bytes,
+                max_envelope_bytes: config.max_envelope_bytes,
+                queue,
+                metrics: metrics.stage("analyse"),
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(stages::run_analyser(&stage, &analyser, shutdown_signal()))?;
+            runtime.block_on(async {
+                stages::metrics::start(config.metrics.as_deref(), metrics.clone()).await?;
+                stages::run_analyser(&stage, &analyser, shutdown_signal()).await
+            })?;
             Ok(())
         }
         Command::Index {
@@ -330,18 +383,31 @@ fn main() -> Result<()> {
             topic,
             deadletter,
             batch,
+            retention_every,
             ..
         } => {
             let index = PostIndex::open(&config.index_dir())?;
+            let metrics = stages::metrics::Metrics::new();
             let stage = stages::IndexerConfig {
-                bus: vigie_record::bus::BusConfig::new(brokers),
+                bus: config.bus(&brokers),
                 topic,
                 deadletter,
                 batch: batch.max(1),
                 linger: std::time::Duration::from_millis(200),
+                metrics: metrics.stage("index"),
+                // Issue #5: the indexer holds the writer, so it enforces retention itself.
+                retention: (config.retention_days > 0).then(|| stages::IndexerRetention {
+                    days: config.retention_days,
+                    data_dir: config.data_dir.clone(),
+                    every: retention_every,
+                    identities: config.identities_file(),
+                }),
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(stages::run_indexer(&stage, &index, shutdown_signal()))?;
+            runtime.block_on(async {
+                stages::metrics::start(config.metrics.as_deref(), metrics.clone()).await?;
+                stages::run_indexer(&stage, &index, shutdown_signal()).await
+            })?;
             Ok(())
         }
         Command::Stats { json, .. } => {
@@ -350,6 +416,7 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string(&stats)?);
             } else {
                 println!("documents:   {}", stats.docs);
+                println!("deletions:   {}", stats.deletions);
                 println!(
                     "topic:       {}",
                     stats.topic.as_deref().unwrap_or("(none)")
@@ -370,7 +437,15 @@ fn main() -> Result<()> {
             json,
             report,
         } => learn::eval(&config, &data, label.as_deref(), json, report.as_deref()),
-        Command::Bench(Bench::Classify { n, data }) => learn::bench_classify(&config, n, &data),
+        Command::Bench(Bench::Pipeline(a)) => {
+            cmd::bench_pipeline::run(&config, &a, || scorer(&config))
+        }
+        Command::Bench(Bench::Classify {
+            n,
+            data,
+            python,
+            rounds,
+        }) => learn::bench_classify(&config, n, &data, python.as_deref(), rounds),
         Command::Bench(Bench::Search {
             docs,
             clients,
@@ -385,6 +460,12 @@ fn main() -> Result<()> {
 }
 
 fn run(config: &Config, args: &RunArgs) -> Result<()> {
+    if let Some(brokers) = &args.brokers {
+        return cmd::run_kafka::run(config, args, brokers);
+    }
+    if config.metrics.is_some() {
+        tracing::warn!("no /metrics without --brokers: the metrics are the Kafka stages'");
+    }
     let started = std::time::Instant::now();
     let scorer = scorer(config)?;
     let analyser = Analyser::new(
@@ -396,7 +477,7 @@ fn run(config: &Config, args: &RunArgs) -> Result<()> {
         },
     );
     let index = PostIndex::open(&config.index_dir())?;
-    let pseudonymiser = Pseudonymiser::new(&config.pseudonym_key()?);
+    let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
     let summary = pipeline::replay_into_index(
         &args.input,
         &pseudonymiser,

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use vigie_index::PostIndex;
@@ -39,22 +37,8 @@ const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 
 /// Serves `FEED` to every request on 127.0.0.1; returns the feed's URL.
 fn serve_feed() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                FEED.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(FEED.as_bytes());
-        }
-    });
-    format!("http://{addr}/rss/alertes.xml")
+    let base = common::serve_static("application/rss+xml", FEED);
+    format!("{base}/rss/alertes.xml")
 }
 
 fn vigie(data: &Path, args: &[&str]) -> Output {

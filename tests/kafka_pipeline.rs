@@ -1,7 +1,9 @@
 //! The Kafka pipeline end to end against a real broker: raw posts -> `vigie analyse` (real
 //! model) -> `vigie index`; every post indexed once, scored, with the coordinates where it
 //! entered Kafka; a poison message goes to the dead-letter topic and the posts around it are
-//! indexed; SIGTERM stops both stages with exit code 0.
+//! indexed; SIGTERM stops both stages with exit code 0. An analyse worker killed with SIGKILL
+//! mid-stream and restarted loses nothing and duplicates nothing in the index; poison messages,
+//! a 10 MB post among them, are dead-lettered with their reasons.
 
 mod common;
 
@@ -219,4 +221,179 @@ async fn the_stages_ride_out_a_broker_restart() {
     terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
+}
+
+/// Waits until the index in `dir` has not changed for `quiet`, and returns its documents.
+fn settled_docs(dir: &Path, quiet: Duration) -> u64 {
+    let mut last = (u64::MAX, Instant::now());
+    loop {
+        let docs = if dir.join("meta.json").is_file() {
+            vigie_index::PostIndex::open(dir).unwrap().num_docs()
+        } else {
+            0
+        };
+        if docs != last.0 {
+            last = (docs, Instant::now());
+        } else if last.1.elapsed() >= quiet {
+            return docs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once() {
+    const M: usize = 150;
+    let broker = common::Broker::start();
+    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    bus.ensure_topics(
+        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
+        3,
+    )
+    .await
+    .unwrap();
+    publish_posts(&bus, M).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let brokers = broker.address.as_str();
+    let index = stage(
+        data.path(),
+        &["index", "--brokers", brokers, "--batch", "20"],
+    );
+    let mut worker = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index_dir = data.path().join("index");
+    wait_docs(&index_dir, 20, Duration::from_secs(300));
+    // SIGKILL: no chance to commit the batch in flight.
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    // Once the indexer has taken in all the worker had published, the stream is not done.
+    let at_kill = settled_docs(&index_dir, Duration::from_secs(3));
+    assert!(
+        at_kill < M as u64,
+        "the worker was killed mid-stream ({at_kill} of {M} indexed)"
+    );
+    // The restarted worker resumes from the group's committed offsets. It joins once the dead
+    // member's session (10 s) has expired: tansu 0.6 keeps a member that joins earlier waiting
+    // for the dead one for ever (Kafka would rebalance when the session expires).
+    std::thread::sleep(Duration::from_secs(12));
+    let worker = stage(data.path(), &["analyse", "--brokers", brokers]);
+    wait_docs(&index_dir, M, Duration::from_secs(600));
+    terminate(worker);
+    terminate(index);
+    let index = vigie_index::PostIndex::open(&index_dir).unwrap();
+    assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
+    for i in 0..M {
+        let id = vigie_record::VigieId::derive("mastodon", &i.to_string());
+        let e = index.get(id.as_str()).unwrap().expect("every post indexed");
+        assert!(e.scoring.is_some(), "post {i} scored");
+    }
+}
+
+/// The value of header `name` of a dead letter.
+fn header<'a>(letter: &'a vigie_record::bus::Delivery, name: &str) -> &'a str {
+    letter
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no header {name}: {:?}", letter.headers))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_around_them_indexed() {
+    const M: usize = 40;
+    let broker = common::Broker::start();
+    // The producer must be allowed a 10 MB message (librdkafka's default limit is 1 MB).
+    let bus = BusConfig::new(&broker.address)
+        .set("batch.num.messages", "1")
+        .set("message.max.bytes", &(16 << 20).to_string());
+    bus.ensure_topics(
+        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
+        3,
+    )
+    .await
+    .unwrap();
+    publish_posts(&bus, M / 2).await;
+    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
+    let huge =
+        vigie_record::fixtures::envelope("huge", &"fire! ".repeat((10 << 20) / 6 + 1)).to_json();
+    assert!(huge.len() > 10 << 20);
+    // Under the message limit (256 KiB) but over the text limit (64 KiB).
+    let long_text = "smoke ".repeat(12 << 10);
+    let long = vigie_record::fixtures::envelope("long", &long_text).to_json();
+    let poisons: [(&str, &[u8]); 4] = [
+        ("poison-huge", &huge),
+        ("poison-long", &long),
+        ("poison-json", b"not json {"),
+        ("poison-schema", br#"{"post": {"id": 1}}"#),
+    ];
+    for (key, value) in poisons {
+        raw.send(key, value).await.unwrap();
+    }
+    for i in M / 2..M {
+        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
+            .await
+            .unwrap();
+    }
+
+    let data = tempfile::tempdir().unwrap();
+    let brokers = broker.address.as_str();
+    let analyse = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index = stage(
+        data.path(),
+        &["index", "--brokers", brokers, "--batch", "10"],
+    );
+    let index_dir = data.path().join("index");
+    wait_docs(&index_dir, M, Duration::from_secs(300));
+    terminate(analyse);
+    terminate(index);
+    let index = vigie_index::PostIndex::open(&index_dir).unwrap();
+    assert_eq!(index.num_docs(), M as u64, "the good posts, and only they");
+    for i in 0..M {
+        let id = vigie_record::VigieId::derive("mastodon", &i.to_string());
+        assert!(index.get(id.as_str()).unwrap().is_some(), "post {i}");
+    }
+
+    let dead =
+        vigie_record::bus::Subscriber::new(&bus, "vigie-test-deadletter", &["vigie.deadletter"])
+            .unwrap();
+    let mut letters = std::collections::BTreeMap::new();
+    while letters.len() < poisons.len() {
+        let letter = tokio::time::timeout(Duration::from_secs(60), dead.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {:?} dead letters", letters.keys()))
+            .unwrap();
+        let key = String::from_utf8(letter.key.clone().unwrap()).unwrap();
+        letters.insert(key, letter);
+    }
+    for (key, value) in poisons {
+        let letter = &letters[key];
+        assert_eq!(header(letter, "vigie-source-topic"), "vigie.posts.raw");
+        assert_eq!(
+            header(letter, "vigie-original-length"),
+            value.len().to_string()
+        );
+        assert_eq!(
+            header(letter, "vigie-original-sha256"),
+            vigie_record::content_sha256(value)
+        );
+        let kept = value.len().min(512 << 10);
+        assert_eq!(letter.payload, value[..kept], "{key}: the original bytes");
+        assert_eq!(header(letter, "vigie-kept-bytes"), kept.to_string());
+    }
+    let reason = |key: &str| header(&letters[key], "vigie-reason").to_string();
+    let huge_reason = reason("poison-huge");
+    assert!(
+        huge_reason.contains(&format!("{} bytes", huge.len()))
+            && huge_reason.contains("limit of 262144 bytes"),
+        "{huge_reason}"
+    );
+    let long_reason = reason("poison-long");
+    assert!(
+        long_reason.contains(&format!("{} bytes", long_text.len()))
+            && long_reason.contains("limit of 65536 bytes"),
+        "{long_reason}"
+    );
+    assert!(reason("poison-json").contains("invalid envelope"));
+    assert!(reason("poison-schema").contains("invalid envelope"));
 }

@@ -62,6 +62,7 @@ pub struct Encoder {
 impl Encoder {
     /// Loads the model on the CPU from `files`.
     pub fn load(files: &ModelFiles) -> Result<Self, AnalyseError> {
+        keep_activations_off_mmap();
         let config = SentenceEmbeddingsConfig {
             modules_config_resource: files.resource("modules.json"),
             transformer_type: ModelType::Bert,
@@ -133,6 +134,31 @@ impl Encoder {
             progress(done);
         }
         Ok(out)
+    }
+}
+
+/// Makes glibc's `malloc` serve the model's activations from its heap rather than from fresh
+/// `mmap`s (once per process; a no-op elsewhere than Linux with glibc).
+///
+/// libtorch allocates each intermediate tensor with `malloc`, and a batch's activations are
+/// tensors of hundreds of kB to tens of MB. Above its mmap threshold (128 kB, adjusted
+/// dynamically — in practice not enough here) glibc maps fresh pages for each one, which the
+/// kernel must zero and fault in, then unmaps them at `free`: measured on 400 CrisisLex posts,
+/// 3.1 ms of kernel time per post out of 14 (the Python encoder: 0.7). A fixed 64 MB threshold
+/// lets freed activations be reused from the heap: kernel time fell to 0.2 ms per post and
+/// throughput rose by about a quarter. Memory is not lost: freed heap memory is reused by the
+/// next batch, and the largest activation stays far below the threshold's size.
+fn keep_activations_off_mmap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator parameters; it is safe to call at any time.
+            let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20) };
+            if set != 1 {
+                tracing::warn!("mallopt(M_MMAP_THRESHOLD) refused: encoding will be slower");
+            }
+        });
     }
 }
 

@@ -6,7 +6,7 @@ use crate::guard::Outcome;
 use crate::{AppState, Problem};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
@@ -84,20 +84,8 @@ pub(crate) async fn get_export(
     let log = state.log.clone();
     let export = tokio::task::spawn_blocking(move || log.export(&filter))
         .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "export failed",
-                e.to_string(),
-            )
-        })?
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "export failed",
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| Problem::internal("export failed", e))?
+        .map_err(|e| Problem::internal("export failed", e))?;
     let outcome = Outcome {
         count: export.selected,
         ..Outcome::default()

@@ -30,11 +30,13 @@ pub mod retention;
 pub mod reviews;
 mod search;
 pub mod users;
+pub mod work;
 
 pub use access_log::AccessLog;
 pub use problem::Problem;
 pub use reviews::ReviewStore;
 pub use users::UserStore;
+pub use work::IndexWork;
 
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post, MethodRouter};
@@ -57,6 +59,8 @@ pub struct AppState {
     pub reviews: ReviewStore,
     /// `danger` score from which a post is an alert.
     pub alert_threshold: f32,
+    /// Where searches and lookups run: a fair pool bounded to the cores.
+    pub work: IndexWork,
 }
 
 /// One `/v1/` route: method, path, the permission it requires, and its handler.
@@ -231,6 +235,7 @@ mod tests {
                 users,
                 reviews: ReviewStore::open(&dir.path().join("reviews.jsonl")).unwrap(),
                 alert_threshold: 0.5,
+                work: crate::IndexWork::default(),
             }),
             log,
             analyst,
@@ -258,15 +263,7 @@ mod tests {
 
     /// The bodies of the log's entries, in order.
     fn logged(app: &TestApp) -> Vec<access_log::Access> {
-        let text = std::fs::read_to_string(app.log.path()).unwrap();
-        text.lines()
-            .filter_map(|l| match access_log::chain::Line::parse(l).unwrap() {
-                access_log::chain::Line::Entry { body, .. } => {
-                    Some(serde_json::from_str(body).unwrap())
-                }
-                _ => None,
-            })
-            .collect()
+        access_log::entries(&std::fs::read_to_string(app.log.path()).unwrap())
     }
 
     #[tokio::test]

@@ -5,6 +5,11 @@
 //! URL, time, ingestor and its version, SHA-256 of the bytes fetched) -> Kafka (topic, partition,
 //! offset, when it came through Kafka) -> scored (model card id, time) -> reviewed (each human
 //! verdict) -> accessed (every access-log entry whose answer included the post).
+//!
+//! A post deleted at its source is answered `410 Gone` (problem+json) that still carries its
+//! lineage: a `deleted` step (when the source deleted it, how that was learnt, where the
+//! deletion entered Kafka, which index commit removed the post), its reviews, and every
+//! recorded access, the earlier views of the post included. The post itself is not shown.
 
 use crate::access_log::Access;
 use crate::guard::Outcome;
@@ -13,11 +18,12 @@ use crate::users::Caller;
 use crate::{AppState, Problem};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vigie_index::{Filters, Group, Hit, SearchRequest, Sort};
+use vigie_index::{DeletionRecord, Filters, Group, Hit, SearchRequest, Sort};
 use vigie_record::{Ingestor, KafkaCoords, Post, ScoreState, Scoring};
 
 fn internal(title: &str, e: impl std::fmt::Display) -> Problem {
@@ -135,6 +141,96 @@ pub struct PostView {
     pub group: Option<Group>,
 }
 
+/// The `deleted` step of a lineage: the post was deleted at its source.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// When the source deleted the post.
+    pub deleted_at: DateTime<Utc>,
+    /// The source kind.
+    pub source: String,
+    /// The source's own id of the post.
+    pub native_id: String,
+    /// How the deletion was learnt: the event fetched, when, by which ingestor, its SHA-256.
+    pub learnt: Fetched,
+    /// Where the deletion entered Kafka (absent for the embedded pipeline).
+    #[schema(value_type = Option<Object>)]
+    pub kafka: Option<KafkaCoords>,
+    /// When the index commit that removed the post (and recorded its deletion) was made.
+    pub committed_at: DateTime<Utc>,
+}
+
+/// The lineage of a deleted post.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeletedLineage {
+    /// The deletion.
+    pub deleted: Deleted,
+    /// Human reviews made while it was there, oldest first.
+    pub reviews: Vec<Review>,
+    /// Recorded accesses before this one, oldest first.
+    pub accesses: Vec<Accessed>,
+}
+
+/// The answer of `GET /v1/posts/{id}` for a post deleted at its source: a problem document
+/// (RFC 9457) with the post's id and lineage as extension members.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GonePost {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `post deleted at its source`.
+    pub title: String,
+    /// 410.
+    pub status: u16,
+    /// When and by which source it was deleted.
+    pub detail: String,
+    /// The purpose the request stated.
+    pub purpose: String,
+    /// The Vigie id of the deleted post.
+    pub id: String,
+    /// Its lineage, ending with its deletion.
+    pub lineage: DeletedLineage,
+}
+
+impl IntoResponse for GonePost {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::GONE,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            Json(self),
+        )
+            .into_response()
+    }
+}
+
+/// A post, or the record of its deletion.
+pub(crate) enum PostAnswer {
+    Found(Box<PostView>),
+    Gone(Box<GonePost>),
+}
+
+impl IntoResponse for PostAnswer {
+    fn into_response(self) -> Response {
+        match self {
+            PostAnswer::Found(view) => Json(view).into_response(),
+            PostAnswer::Gone(gone) => gone.into_response(),
+        }
+    }
+}
+
+fn gone(record: &DeletionRecord) -> Problem {
+    Problem::new(
+        StatusCode::GONE,
+        "post deleted at its source",
+        format!(
+            "{} deleted post `{}` at {}; Vigie removed it (GET /v1/posts/{} shows its lineage)",
+            record.tombstone.source,
+            record.tombstone.native_id,
+            record.tombstone.deleted_at.to_rfc3339(),
+            record.tombstone.id
+        ),
+    )
+}
+
 fn not_found(id: &str) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
@@ -143,13 +239,27 @@ fn not_found(id: &str) -> Problem {
     )
 }
 
-async fn lookup(state: &AppState, id: &str) -> Result<vigie_record::Envelope, Problem> {
+/// Post `id`, or its deletion record, from the index.
+async fn find(
+    state: &AppState,
+    id: &str,
+) -> Result<Result<vigie_record::Envelope, DeletionRecord>, Problem> {
     let (index, key) = (state.index.clone(), id.to_string());
-    tokio::task::spawn_blocking(move || index.get(&key))
+    let found = state
+        .work
+        .run(move || match index.get(&key)? {
+            Some(envelope) => Ok(Some(Ok(envelope))),
+            None => Ok(index.deletion(&key)?.map(Err)),
+        })
         .await
         .map_err(|e| internal("lookup failed", e))?
-        .map_err(|e| internal("lookup failed", e))?
-        .ok_or_else(|| not_found(id))
+        .map_err(|e: vigie_index::IndexError| internal("lookup failed", e))?;
+    found.ok_or_else(|| not_found(id))
+}
+
+/// Post `id`; 410 when it was deleted at its source, 404 when the index never had it.
+async fn lookup(state: &AppState, id: &str) -> Result<vigie_record::Envelope, Problem> {
+    find(state, id).await?.map_err(|record| gone(&record))
 }
 
 /// One post, its scores and its lineage (analysts).
@@ -160,6 +270,7 @@ async fn lookup(state: &AppState, id: &str) -> Result<vigie_record::Envelope, Pr
     responses(
         (status = 200, description = "The post and its lineage", body = PostView),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The post was deleted at its source: its lineage, ending with the deletion, without the post", body = GonePost, content_type = "application/problem+json"),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
@@ -171,10 +282,10 @@ pub(crate) async fn get_post(
     State(state): State<AppState>,
     Path(id): Path<String>,
     params: Result<Query<PostParams>, QueryRejection>,
-) -> Result<(Extension<Outcome>, Json<PostView>), Problem> {
+) -> Result<(Extension<Outcome>, PostAnswer), Problem> {
     let Query(params) = params?;
     let purpose = require_purpose(params.purpose)?;
-    let envelope = lookup(&state, &id).await?;
+    let found = find(&state, &id).await?;
     let (log, key) = (state.log.clone(), id.clone());
     let accesses = tokio::task::spawn_blocking(move || log.accesses_to(&key))
         .await
@@ -190,8 +301,14 @@ pub(crate) async fn get_post(
             endpoint: a.endpoint,
         })
         .collect();
+    let envelope = match found {
+        Ok(envelope) => envelope,
+        Err(record) => return Ok(deleted_answer(&state, id, purpose, record, accesses)),
+    };
     let (index, key) = (state.index.clone(), id.clone());
-    let group = tokio::task::spawn_blocking(move || index.group_of(&key))
+    let group = state
+        .work
+        .run(move || index.group_of(&key))
         .await
         .map_err(|e| internal("group lookup failed", e))?
         .map_err(|e| internal("group lookup failed", e))?;
@@ -225,14 +342,66 @@ pub(crate) async fn get_post(
     };
     Ok((
         Extension(outcome),
-        Json(PostView {
+        PostAnswer::Found(Box::new(PostView {
             purpose,
             post: envelope.post,
             scoring: envelope.scoring,
             lineage,
             group,
-        }),
+        })),
     ))
+}
+
+/// The 410 answer for a deleted post; the access is logged against its id, like a view.
+fn deleted_answer(
+    state: &AppState,
+    id: String,
+    purpose: String,
+    record: DeletionRecord,
+    accesses: Vec<Accessed>,
+) -> (Extension<Outcome>, PostAnswer) {
+    let problem = gone(&record);
+    let t = record.tombstone;
+    let p = t.provenance;
+    let lineage = DeletedLineage {
+        deleted: Deleted {
+            deleted_at: t.deleted_at,
+            source: t.source.clone(),
+            native_id: t.native_id,
+            learnt: Fetched {
+                source: t.source,
+                url: None,
+                fetch_url: p.fetch_url,
+                fetched_at: p.fetched_at,
+                http_status: p.http_status,
+                ingestor: p.ingestor,
+                content_sha256: p.content_sha256,
+                matched: p.matched,
+            },
+            kafka: record.kafka,
+            committed_at: record.committed_at,
+        },
+        reviews: state.reviews.for_post(&id),
+        accesses,
+    };
+    let outcome = Outcome {
+        purpose: Some(purpose.clone()),
+        count: 0,
+        posts: vec![id.clone()],
+        ..Outcome::default()
+    };
+    (
+        Extension(outcome),
+        PostAnswer::Gone(Box::new(GonePost {
+            kind: problem.kind,
+            title: problem.title,
+            status: problem.status,
+            detail: problem.detail,
+            purpose,
+            id,
+            lineage,
+        })),
+    )
 }
 
 /// The body of a review.
@@ -255,6 +424,7 @@ pub struct ReviewRequest {
     responses(
         (status = 201, description = "The review, stored", body = Review),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The post was deleted at its source", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
@@ -391,7 +561,9 @@ pub(crate) async fn get_alerts(
         collapse: false,
     };
     let index = state.index.clone();
-    let mut alerts: Vec<Hit> = tokio::task::spawn_blocking(move || index.search(&request))
+    let mut alerts: Vec<Hit> = state
+        .work
+        .run(move || index.search(&request))
         .await
         .map_err(|e| internal("alerts failed", e))?
         .map_err(|e| internal("alerts failed", e))?

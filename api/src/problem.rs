@@ -33,6 +33,11 @@ impl Problem {
     pub fn bad_request(title: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, title, detail)
     }
+
+    /// 500 Internal Server Error: `title`, with the error as detail.
+    pub fn internal(title: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, title, error.to_string())
+    }
 }
 
 /// A query string that does not parse (unknown parameter, bad value) is a 400 naming the fault.

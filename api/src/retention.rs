@@ -17,12 +17,19 @@
 //!   is opened and held until it is closed, so `vigie retention enforce` and the schedule of
 //!   `vigie serve` never write the log together (the second one fails, saying the index is busy).
 //! - If the commit fails after the entries were written, a second entry with status 500 says so.
+//!
+//! ## Who enforces it
+//! Whoever holds the index writer: `vigie retention enforce` and the hourly schedule of
+//! `vigie serve` ([`enforce`]) for an index written by `vigie replay` or `vigie run`; in a Kafka
+//! deployment, the indexer `vigie index` itself, between two of its commits ([`enforce_with`]),
+//! since it holds the writer for as long as it runs (`vigie serve` over that index then finds
+//! the writer busy and leaves retention to it).
 
 use crate::access_log::{Access, AccessLog, LogError, LogOptions};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
-use vigie_index::{IndexError, PostIndex};
+use vigie_index::{IndexError, IndexWriter, PostIndex};
 
 /// The retention log's directory in the data dir.
 pub const RETENTION_LOG_DIR: &str = "retention-log";
@@ -68,10 +75,11 @@ pub async fn enforce(
     let dir = data_dir.join(RETENTION_LOG_DIR);
     let log_path = dir.join(crate::access_log::FILE_NAME);
     let index = index.clone();
-    let (mut writer, deleted) = tokio::task::spawn_blocking(move || {
+    let (mut writer, deleted, payload) = tokio::task::spawn_blocking(move || {
         let mut writer = index.writer()?;
         let ids = writer.delete_created_before(cutoff)?;
-        Ok::<_, IndexError>((writer, ids))
+        // The last commit's payload (a Kafka indexer's checkpoint) is carried over.
+        Ok::<_, IndexError>((writer, ids, index.commit_payload()?))
     })
     .await
     .map_err(|e| RetentionError::Task(e.to_string()))??;
@@ -83,54 +91,121 @@ pub async fn enforce(
     if report.deleted.is_empty() {
         return Ok(report);
     }
+    // On failure nothing is committed: the deletions are dropped with the writer.
+    let log = log_batches(data_dir, key, cutoff, retention_days, &report.deleted).await?;
+    let committed = tokio::task::spawn_blocking(move || writer.commit(payload.as_deref()))
+        .await
+        .map_err(|e| RetentionError::Task(e.to_string()))?;
+    close_after(log, committed, cutoff, retention_days).await?;
+    Ok(report)
+}
+
+/// Closes the retention log once the deletions' commit is done; when it `committed` with an
+/// error, a second entry with status 500 says so first.
+async fn close_after(
+    log: AccessLog,
+    committed: Result<(), IndexError>,
+    cutoff: DateTime<Utc>,
+    retention_days: u32,
+) -> Result<(), RetentionError> {
+    if let Err(e) = committed {
+        let _ = log
+            .append(entry(cutoff, retention_days, Vec::new(), 500))
+            .await;
+        let _ = log.close().await;
+        return Err(e.into());
+    }
+    log.close().await?;
+    Ok(())
+}
+
+/// Like [`enforce`], with the writer of a caller that holds it (the Kafka indexer, between two of
+/// its commits; `writer` must have nothing uncommitted). The posts are listed, each batch is
+/// logged, and only then deleted, in a commit that carries `payload` (the indexer's checkpoint,
+/// kept as it is).
+pub async fn enforce_with(
+    writer: &mut IndexWriter,
+    index: &PostIndex,
+    payload: Option<&str>,
+    data_dir: &Path,
+    key: SigningKey,
+    retention_days: u32,
+    now: DateTime<Utc>,
+) -> Result<RetentionReport, RetentionError> {
+    let cutoff = now - Duration::days(i64::from(retention_days));
+    let deleted = index.created_before(cutoff)?;
+    let report = RetentionReport {
+        cutoff,
+        deleted,
+        log: data_dir
+            .join(RETENTION_LOG_DIR)
+            .join(crate::access_log::FILE_NAME),
+    };
+    if report.deleted.is_empty() {
+        return Ok(report);
+    }
+    // Nothing is deleted before it is logged.
+    let log = log_batches(data_dir, key, cutoff, retention_days, &report.deleted).await?;
+    // The same posts: nothing was written since the listing, and this is the only writer.
+    let committed = writer
+        .delete_created_before(cutoff)
+        .and_then(|_| writer.commit(payload));
+    close_after(log, committed, cutoff, retention_days).await?;
+    Ok(report)
+}
+
+/// The retention-log entry of a batch of `posts` deleted as older than `cutoff`.
+fn entry(cutoff: DateTime<Utc>, retention_days: u32, posts: Vec<String>, status: u16) -> Access {
+    let cutoff_text = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut params = serde_json::Map::new();
+    params.insert("cutoff".into(), cutoff_text.clone().into());
+    params.insert("retention_days".into(), retention_days.into());
+    Access {
+        time: Utc::now(),
+        user: Some("system:retention".into()),
+        role: Some("admin".into()),
+        purpose: Some(format!("retention: posts created before {cutoff_text}")),
+        method: "DELETE".into(),
+        endpoint: "retention".into(),
+        params,
+        status,
+        count: posts.len() as u64,
+        posts,
+    }
+}
+
+/// Opens the retention log of `data_dir` and appends one entry per [`BATCH`] of `ids`, fsynced;
+/// returns the log, still open. On failure the log is closed and the error returned.
+async fn log_batches(
+    data_dir: &Path,
+    key: SigningKey,
+    cutoff: DateTime<Utc>,
+    retention_days: u32,
+    ids: &[String],
+) -> Result<AccessLog, RetentionError> {
     let log = AccessLog::open(
-        &dir,
+        &data_dir.join(RETENTION_LOG_DIR),
         key,
         LogOptions {
             checkpoint_every: 1,
         },
     )?;
-    let cutoff_text = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let entry = |posts: Vec<String>, status: u16| {
-        let mut params = serde_json::Map::new();
-        params.insert("cutoff".into(), cutoff_text.clone().into());
-        params.insert("retention_days".into(), retention_days.into());
-        Access {
-            time: Utc::now(),
-            user: Some("system:retention".into()),
-            role: Some("admin".into()),
-            purpose: Some(format!("retention: posts created before {cutoff_text}")),
-            method: "DELETE".into(),
-            endpoint: "retention".into(),
-            params,
-            status,
-            count: posts.len() as u64,
-            posts,
-        }
-    };
-    for batch in report.deleted.chunks(BATCH) {
-        if let Err(e) = log.append(entry(batch.to_vec(), 200)).await {
-            // Nothing is committed: the deletions are dropped with the writer.
+    for batch in ids.chunks(BATCH) {
+        if let Err(e) = log
+            .append(entry(cutoff, retention_days, batch.to_vec(), 200))
+            .await
+        {
             let _ = log.close().await;
             return Err(e.into());
         }
     }
-    let committed = tokio::task::spawn_blocking(move || writer.commit(None))
-        .await
-        .map_err(|e| RetentionError::Task(e.to_string()))?;
-    if let Err(e) = committed {
-        let _ = log.append(entry(Vec::new(), 500)).await;
-        let _ = log.close().await;
-        return Err(e.into());
-    }
-    log.close().await?;
-    Ok(report)
+    Ok(log)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access_log::{self, chain::Line};
+    use crate::access_log;
     use vigie_record::fixtures::scored;
 
     #[tokio::test]
@@ -166,18 +241,52 @@ mod tests {
 
         let bytes = std::fs::read(&report.log).unwrap();
         access_log::verify_log(&bytes, &verifying).unwrap();
-        let text = String::from_utf8(bytes).unwrap();
-        let entries: Vec<Access> = text
-            .lines()
-            .filter_map(|l| match Line::parse(l).unwrap() {
-                Line::Entry { body, .. } => Some(serde_json::from_str(body).unwrap()),
-                _ => None,
-            })
-            .collect();
+        let entries = access_log::entries(&String::from_utf8(bytes).unwrap());
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].posts, old);
         assert_eq!(entries[0].user.as_deref(), Some("system:retention"));
         assert_eq!(entries[0].params["retention_days"], 30);
+
+        // A writer held by its caller (the Kafka indexer): same deletions and log, and the
+        // commit keeps the caller's payload.
+        drop(index);
+        let index = PostIndex::open(&dir.path().join("index")).unwrap();
+        let mut w = index.writer().unwrap();
+        let mut e = scored("5", "a post", 0.5);
+        e.post.created_at = now - Duration::days(35);
+        w.upsert(&e).unwrap();
+        w.commit(Some("checkpoint")).unwrap();
+        let kept = enforce_with(
+            &mut w,
+            &index,
+            Some("checkpoint"),
+            dir.path(),
+            key(),
+            30,
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(kept.deleted, [e.post.id.to_string()]);
+        assert_eq!(index.get(e.post.id.as_str()).unwrap(), None);
+        assert_eq!(
+            index.commit_payload().unwrap().as_deref(),
+            Some("checkpoint")
+        );
+        let none = enforce_with(&mut w, &index, None, dir.path(), key(), 30, now)
+            .await
+            .unwrap();
+        assert!(none.deleted.is_empty());
+        drop(w);
+        let bytes = std::fs::read(&report.log).unwrap();
+        access_log::verify_log(&bytes, &verifying).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes)
+                .unwrap()
+                .matches("system:retention")
+                .count(),
+            2
+        );
 
         // While another writer holds the index, enforcement fails and deletes nothing.
         let _busy = index.writer().unwrap();

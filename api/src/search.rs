@@ -316,7 +316,9 @@ async fn run(
         collapse: body.collapse.unwrap_or(true),
     };
     let index = state.index.clone();
-    let page = tokio::task::spawn_blocking(move || index.search_page(&request))
+    let page = state
+        .work
+        .run(move || index.search_page(&request))
         .await
         .map_err(|e| internal("search failed", e))?
         .map_err(index_problem)?;
@@ -514,11 +516,12 @@ pub(crate) async fn get_histogram(
     let applied = filters.min_scores.iter().cloned().collect();
     let query = exact(p.q).unwrap_or_else(|| "*".into());
     let index = state.index.clone();
-    let buckets =
-        tokio::task::spawn_blocking(move || index.histogram(&query, &filters, interval_secs))
-            .await
-            .map_err(|e| internal("histogram failed", e))?
-            .map_err(index_problem)?;
+    let buckets = state
+        .work
+        .run(move || index.histogram(&query, &filters, interval_secs))
+        .await
+        .map_err(|e| internal("histogram failed", e))?
+        .map_err(index_problem)?;
     let outcome = Outcome {
         purpose: Some(purpose.clone()),
         count: buckets.iter().map(|b| b.count).sum(),

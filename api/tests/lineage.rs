@@ -18,6 +18,11 @@ async fn lineage_alerts_and_reviews() {
     let drill = VigieId::derive("mastodon", "2").to_string();
     let get =
         |path: String, token: &str| http.get(format!("{base}{path}")).bearer_auth(token).send();
+    // The JSON body of a GET.
+    let get_json = |path: String, token: &str| {
+        let sent = get(path, token);
+        async move { sent.await.unwrap().json::<Value>().await.unwrap() }
+    };
 
     let found = get("/v1/search?q=fire&purpose=case%201".into(), &ana)
         .await
@@ -62,12 +67,7 @@ async fn lineage_alerts_and_reviews() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // Alerts: at or above the threshold, not yet reviewed.
-    let alerts: Value = get("/v1/alerts?purpose=triage".into(), &ana)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts = get_json("/v1/alerts?purpose=triage".into(), &ana).await;
     let ids: Vec<&str> = alerts["alerts"]
         .as_array()
         .unwrap()
@@ -76,15 +76,11 @@ async fn lineage_alerts_and_reviews() {
         .collect();
     assert_eq!(ids, [fire.as_str()], "{alerts}");
     assert_ne!(ids[0], drill);
-    let later: Value = get(
+    let later = get_json(
         "/v1/alerts?purpose=triage&since=2030-01-01T00:00:00Z".into(),
         &ana,
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(later["count"], 0);
     let res = get("/v1/alerts?purpose=triage&since=monday".into(), &ana)
         .await
@@ -104,19 +100,9 @@ async fn lineage_alerts_and_reviews() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let alerts: Value = get("/v1/alerts?purpose=triage".into(), &ana)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts = get_json("/v1/alerts?purpose=triage".into(), &ana).await;
     assert_eq!(alerts["count"], 0, "{alerts}");
-    let view: Value = get(format!("/v1/posts/{fire}?purpose=case%201"), &ana)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = get_json(format!("/v1/posts/{fire}?purpose=case%201"), &ana).await;
     let reviews = view["lineage"]["reviews"].as_array().unwrap();
     assert_eq!(reviews.len(), 1);
     assert_eq!(reviews[0]["verdict"], "false_alarm");

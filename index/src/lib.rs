@@ -13,9 +13,14 @@
 //! any document with the same id and adds the new one, in the same commit. Replaying a stream,
 //! or a message redelivered by Kafka, never makes a second document.
 //!
+//! ## Deletions
+//! A post deleted at its source leaves the index, and a deletion record takes its place in the
+//! same commit, so that it never comes back: see [`deletion`].
+//!
 //! Each document keeps the whole envelope (post, provenance, Kafka coordinates, scores and
 //! explanation), so a hit shows where the post came from and why it scored as it did.
 
+pub mod deletion;
 mod lookup;
 pub mod near_dup;
 mod schema;
@@ -23,10 +28,11 @@ mod search;
 mod stats;
 mod writer;
 
+pub use deletion::DeletionRecord;
 pub use schema::CATEGORY_THRESHOLD;
 pub use search::{Cursor, Filters, Group, Hit, Member, SearchPage, SearchRequest, Sort, PINNED};
 pub use stats::Bucket;
-pub use writer::IndexWriter;
+pub use writer::{IndexWriter, Upsert};
 
 use schema::Fields;
 use std::collections::VecDeque;
@@ -58,6 +64,20 @@ pub enum IndexError {
     /// which and what to do.
     #[error("invalid cursor: {0}")]
     Cursor(String),
+}
+
+impl IndexError {
+    /// True when the index's single writer is held elsewhere (another process, such as a Kafka
+    /// indexer, or another handle of this one).
+    pub fn is_writer_busy(&self) -> bool {
+        matches!(
+            self,
+            IndexError::Tantivy(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _
+            ))
+        )
+    }
 }
 
 /// A post index on disk: open it once, then write with [`PostIndex::writer`] and search with
@@ -101,9 +121,13 @@ impl PostIndex {
         IndexWriter::new(self.clone())
     }
 
-    /// Number of documents visible to searchers.
+    /// Number of posts visible to searchers (deletion records not counted).
     pub fn num_docs(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        let searcher = self.reader.searcher();
+        // Deletion records are never deleted, so the term's document frequency is exact.
+        let term = tantivy::Term::from_field_text(self.fields.kind, schema::DELETION);
+        let deletions = searcher.doc_freq(&term).unwrap_or(0);
+        searcher.num_docs().saturating_sub(deletions)
     }
 
     /// The payload of the last commit, if any.
@@ -121,6 +145,19 @@ impl PostIndex {
 mod tests {
     use super::*;
     use vigie_record::fixtures::scored as envelope;
+
+    #[test]
+    fn a_second_writer_is_told_the_writer_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(dir.path()).unwrap();
+        let first = index.writer().unwrap();
+        let Err(second) = PostIndex::open(dir.path()).unwrap().writer() else {
+            panic!("two writers at once");
+        };
+        assert!(second.is_writer_busy(), "{second}");
+        drop(first);
+        assert!(index.writer().is_ok());
+    }
 
     fn search(index: &PostIndex, q: &str) -> Vec<Hit> {
         index

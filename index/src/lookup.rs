@@ -3,7 +3,7 @@
 use crate::{IndexError, PostIndex};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{TantivyDocument, Term};
 use vigie_record::Envelope;
 
@@ -11,23 +11,33 @@ impl PostIndex {
     /// The whole envelope of post `id` (post, provenance, Kafka coordinates, scoring), if the
     /// index holds it in its last visible commit.
     pub fn get(&self, id: &str) -> Result<Option<Envelope>, IndexError> {
+        let Some(json) = self.stored_json(self.fields.id, id, self.fields.envelope)? else {
+            return Ok(None);
+        };
+        Envelope::from_json(json.as_bytes())
+            .map(Some)
+            .map_err(|e| IndexError::Corrupt(e.to_string()))
+    }
+
+    /// The stored JSON field `json` of the document whose exact term `key` is `value`, in the
+    /// last visible commit.
+    pub(crate) fn stored_json(
+        &self,
+        key: Field,
+        value: &str,
+        json: Field,
+    ) -> Result<Option<String>, IndexError> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, id),
-            IndexRecordOption::Basic,
-        );
+        let query = TermQuery::new(Term::from_field_text(key, value), IndexRecordOption::Basic);
         let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
         let Some((_, address)) = top.into_iter().next() else {
             return Ok(None);
         };
         let doc: TantivyDocument = searcher.doc(address)?;
-        let json = doc
-            .get_first(self.fields.envelope)
+        doc.get_first(json)
             .and_then(|v| v.as_str())
-            .ok_or_else(|| IndexError::Corrupt("document without envelope".into()))?;
-        Envelope::from_json(json.as_bytes())
-            .map(Some)
-            .map_err(|e| IndexError::Corrupt(e.to_string()))
+            .map(|s| Some(s.to_string()))
+            .ok_or_else(|| IndexError::Corrupt("a document without its stored JSON".into()))
     }
 }
 

@@ -55,7 +55,17 @@ pub(crate) struct Fields {
     pub dup_band: Field,
     /// The text's word set, space-separated (stored only), to check candidate copies.
     pub dup_words: Field,
+    /// [`DELETION`] on the deletion record of a deleted post (see [`crate::deletion`]), absent
+    /// on posts: searches exclude it.
+    pub kind: Field,
+    /// The Vigie id of the deleted post, on its deletion record (exact term).
+    pub deleted_id: Field,
+    /// The deletion record as JSON (stored only).
+    pub deletion: Field,
 }
+
+/// The `kind` of a deletion record.
+pub(crate) const DELETION: &str = "deletion";
 
 fn analysed(tokenizer: &str) -> TextOptions {
     TextOptions::default().set_indexing_options(
@@ -86,6 +96,9 @@ pub(crate) fn build() -> (Schema, Fields) {
         group_key: b.add_u64_field("group_key", FAST),
         dup_band: b.add_u64_field("dup_band", INDEXED),
         dup_words: b.add_text_field("dup_words", STORED),
+        kind: b.add_text_field("kind", STRING),
+        deleted_id: b.add_text_field("deleted_id", STRING | STORED),
+        deletion: b.add_text_field("deletion", STORED),
     };
     (b.build(), fields)
 }

@@ -27,7 +27,7 @@ use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocSet, Order, Searcher, TantivyDocument, Term};
 use vigie_record::{Contribution, Envelope, KafkaCoords, Provenance};
 
 /// Documents in order, with their relevance.
@@ -314,6 +314,14 @@ impl PostIndex {
     ) -> Result<Box<dyn Query>, IndexError> {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.parse(query)?)];
+        // Issue #5 (deletions): deletion records are never search hits (see `crate::deletion`).
+        clauses.push((
+            Occur::MustNot,
+            Box::new(TermQuery::new(
+                Term::from_field_text(f.kind, crate::schema::DELETION),
+                IndexRecordOption::Basic,
+            )),
+        ));
         if filters.from.is_some() || filters.to.is_some() {
             let lower = filters.from.map_or(Bound::Unbounded, |t| {
                 Bound::Included(date_term(f.created_at, t))
@@ -415,9 +423,7 @@ impl PostIndex {
             .into_iter()
             .map(|(relevance, address)| self.hit(&searcher, address, relevance))
             .collect::<Result<_, _>>()?;
-        for hit in &mut hits {
-            self.fill_group(&searcher, hit)?;
-        }
+        self.fill_groups(&searcher, &mut hits)?;
         Ok(SearchPage { hits, total, next })
     }
 
@@ -525,51 +531,74 @@ impl PostIndex {
         Ok(members)
     }
 
-    /// Sets the group statistics of `hit` (whose `group` is set): copies, first seen,
-    /// sources. Reads fast fields only, and each distinct source string once.
-    fn fill_group(&self, searcher: &Searcher, hit: &mut Hit) -> Result<(), IndexError> {
-        if hit.group.is_empty() {
-            hit.group = hit.id.clone();
+    /// Sets the group statistics of every hit (whose `group` is set): copies, first seen,
+    /// sources. Reads each group's postings segment by segment and fast fields only, opening
+    /// each segment's columns once for the whole page, and each distinct source string once.
+    fn fill_groups(&self, searcher: &Searcher, hits: &mut [Hit]) -> Result<(), IndexError> {
+        struct SegmentColumns {
+            created: Column<tantivy::DateTime>,
+            source: Option<StrColumn>,
         }
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.group, &hit.group),
-            IndexRecordOption::Basic,
-        );
-        let docs = searcher.search(&query, &DocSetCollector)?;
-        let mut by_segment: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for a in &docs {
-            by_segment.entry(a.segment_ord).or_default().push(a.doc_id);
-        }
-        let mut first = hit.created_at.timestamp();
-        let mut sources = BTreeSet::from([hit.source.clone()]);
+        let mut columns: Vec<Option<SegmentColumns>> = (0..searcher.segment_readers().len())
+            .map(|_| None)
+            .collect();
         let mut name = String::new();
-        for (segment, docs) in by_segment {
-            let fast = searcher.segment_reader(segment).fast_fields();
-            let created = fast.date("created_at")?;
-            let mut ords = BTreeSet::new();
-            let source = fast.str("source")?;
-            for doc in docs {
-                if let Some(t) = created.first(doc) {
-                    first = first.min(t.into_timestamp_secs());
-                }
-                if let Some(source) = &source {
-                    ords.extend(source.term_ords(doc));
-                }
+        for hit in hits {
+            if hit.group.is_empty() {
+                hit.group = hit.id.clone();
             }
-            if let Some(source) = &source {
-                for ord in ords {
-                    if source
-                        .ord_to_str(ord, &mut name)
-                        .map_err(|e| IndexError::Corrupt(e.to_string()))?
-                    {
-                        sources.insert(name.clone());
+            let term = Term::from_field_text(self.fields.group, &hit.group);
+            let mut copies = 0u64;
+            let mut first = hit.created_at.timestamp();
+            let mut sources = BTreeSet::from([hit.source.clone()]);
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                let Some(mut postings) = segment
+                    .inverted_index(self.fields.group)?
+                    .read_postings(&term, IndexRecordOption::Basic)
+                    .map_err(|e| IndexError::Tantivy(e.into()))?
+                else {
+                    continue;
+                };
+                let cols = match &mut columns[ord] {
+                    Some(c) => c,
+                    slot => {
+                        let fast = segment.fast_fields();
+                        slot.insert(SegmentColumns {
+                            created: fast.date("created_at")?,
+                            source: fast.str("source")?,
+                        })
+                    }
+                };
+                let alive = segment.alive_bitset();
+                let mut ords = BTreeSet::new();
+                let mut doc = postings.doc();
+                while doc != tantivy::TERMINATED {
+                    if alive.is_none_or(|a| a.is_alive(doc)) {
+                        copies += 1;
+                        if let Some(t) = cols.created.first(doc) {
+                            first = first.min(t.into_timestamp_secs());
+                        }
+                        if let Some(source) = &cols.source {
+                            ords.extend(source.term_ords(doc));
+                        }
+                    }
+                    doc = postings.advance();
+                }
+                if let Some(source) = &cols.source {
+                    for o in ords {
+                        if source
+                            .ord_to_str(o, &mut name)
+                            .map_err(|e| IndexError::Corrupt(e.to_string()))?
+                        {
+                            sources.insert(name.clone());
+                        }
                     }
                 }
             }
+            hit.copies = copies.max(1);
+            hit.first_seen = DateTime::from_timestamp(first, 0).unwrap_or(hit.created_at);
+            hit.sources = sources.into_iter().collect();
         }
-        hit.copies = docs.len().max(1) as u64;
-        hit.first_seen = DateTime::from_timestamp(first, 0).unwrap_or(hit.created_at);
-        hit.sources = sources.into_iter().collect();
         Ok(())
     }
 

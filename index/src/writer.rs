@@ -1,5 +1,7 @@
-//! Writing envelopes: upsert by Vigie id, atomic commits with a payload.
+//! Writing envelopes: upsert by Vigie id, deletions (see [`crate::deletion`]), atomic commits
+//! with a payload.
 
+use crate::deletion::DeletionRecord;
 use crate::near_dup::{self, MAX_CANDIDATES, SIMILARITY};
 use crate::{schema, IndexError, PostIndex};
 use chrono::{DateTime as ChronoTime, Utc};
@@ -9,10 +11,27 @@ use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, OwnedValue, Value};
 use tantivy::{DateTime, TantivyDocument, Term};
-use vigie_record::Envelope;
+use vigie_record::{Deletion, Envelope};
 
 /// The memory tantivy may use for buffering documents before it writes a segment.
 const WRITER_MEMORY: usize = 50_000_000;
+
+impl PostIndex {
+    /// The ids of the posts created strictly before `cutoff` in the last visible commit: what
+    /// [`IndexWriter::delete_created_before`] would delete (deletion records have no creation
+    /// time: retention never removes them).
+    pub fn created_before(&self, cutoff: ChronoTime<Utc>) -> Result<Vec<String>, IndexError> {
+        self.ids_matching(&self.created_before_query(cutoff))
+    }
+
+    fn created_before_query(&self, cutoff: ChronoTime<Utc>) -> RangeQuery {
+        let upper = Term::from_field_date(
+            self.fields.created_at,
+            DateTime::from_timestamp_secs(cutoff.timestamp()),
+        );
+        RangeQuery::new(Bound::Unbounded, Bound::Excluded(upper))
+    }
+}
 
 /// The single writer of a [`PostIndex`].
 pub struct IndexWriter {
@@ -22,6 +41,17 @@ pub struct IndexWriter {
     pending: Vec<Pending>,
     /// Their band keys: band -> indices into `pending` (at most [`BUCKET`] each).
     pending_bands: HashMap<u64, Vec<usize>>,
+    /// Deletions since the last commit, by Vigie id: their records are added at the commit.
+    pending_deletions: BTreeMap<String, Deletion>,
+}
+
+/// What [`IndexWriter::upsert`] did with a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// The post is written (replacing any document with its id) at the next commit.
+    Indexed,
+    /// Refused: the post was deleted at its source (a deletion record, or one pending).
+    Deleted,
 }
 
 /// A post added since the last commit.
@@ -41,13 +71,36 @@ impl IndexWriter {
             inner,
             pending: Vec::new(),
             pending_bands: HashMap::new(),
+            pending_deletions: BTreeMap::new(),
         })
     }
 
-    /// Adds `envelope`, replacing any document with the same Vigie id once committed.
-    pub fn upsert(&mut self, envelope: &Envelope) -> Result<(), IndexError> {
+    /// Whether post `id` was deleted at its source: a committed or pending deletion record.
+    pub fn is_deleted(&self, id: &str) -> Result<bool, IndexError> {
+        Ok(self.pending_deletions.contains_key(id) || self.index.has_deletion(id)?)
+    }
+
+    /// Removes, once committed, every document of the deleted post, and records the deletion
+    /// in the same commit (unless a record exists already: the first is kept).
+    pub fn delete(&mut self, deletion: &Deletion) -> Result<(), IndexError> {
+        let id = deletion.tombstone.id.as_str();
+        let f = &self.index.fields;
+        self.inner.delete_term(Term::from_field_text(f.id, id));
+        if !self.is_deleted(id)? {
+            self.pending_deletions
+                .insert(id.to_string(), deletion.clone());
+        }
+        Ok(())
+    }
+
+    /// Adds `envelope`, replacing any document with the same Vigie id once committed; refuses
+    /// it when the post was deleted at its source.
+    pub fn upsert(&mut self, envelope: &Envelope) -> Result<Upsert, IndexError> {
         let f = &self.index.fields;
         let post = &envelope.post;
+        if self.is_deleted(post.id.as_str())? {
+            return Ok(Upsert::Deleted);
+        }
         self.inner
             .delete_term(Term::from_field_text(f.id, post.id.as_str()));
         let mut doc = TantivyDocument::default();
@@ -107,7 +160,7 @@ impl IndexWriter {
             String::from_utf8(envelope.to_json()).expect("JSON is UTF-8"),
         );
         self.inner.add_document(doc)?;
-        Ok(())
+        Ok(Upsert::Indexed)
     }
 
     /// Deletes, once committed, every post created strictly before `cutoff`, and returns their
@@ -116,12 +169,7 @@ impl IndexWriter {
         &mut self,
         cutoff: ChronoTime<Utc>,
     ) -> Result<Vec<String>, IndexError> {
-        let f = &self.index.fields;
-        let upper = Term::from_field_date(
-            f.created_at,
-            DateTime::from_timestamp_secs(cutoff.timestamp()),
-        );
-        let query = RangeQuery::new(Bound::Unbounded, Bound::Excluded(upper));
+        let query = self.index.created_before_query(cutoff);
         let ids = self.index.ids_matching(&query)?;
         if !ids.is_empty() {
             self.inner.delete_query(Box::new(query))?;
@@ -191,6 +239,15 @@ impl IndexWriter {
     /// Commits everything added since the last commit, atomically with `payload`, and makes it
     /// visible to searchers.
     pub fn commit(&mut self, payload: Option<&str>) -> Result<(), IndexError> {
+        let committed_at = Utc::now();
+        for deletion in std::mem::take(&mut self.pending_deletions).into_values() {
+            let doc = self.index.deletion_document(&DeletionRecord {
+                tombstone: deletion.tombstone,
+                kafka: deletion.kafka,
+                committed_at,
+            })?;
+            self.inner.add_document(doc)?;
+        }
         let mut prepared = self.inner.prepare_commit()?;
         if let Some(payload) = payload {
             prepared.set_payload(payload);
@@ -198,6 +255,14 @@ impl IndexWriter {
         prepared.commit()?;
         self.pending.clear();
         self.pending_bands.clear();
+        self.index.refresh()
+    }
+
+    /// Closes the writer once the merges it started are done, so that the index is left with
+    /// the few large segments the merge policy aims at (searches cost less per segment). Work
+    /// not committed is dropped.
+    pub fn wait_merges(self) -> Result<(), IndexError> {
+        self.inner.wait_merging_threads()?;
         self.index.refresh()
     }
 }

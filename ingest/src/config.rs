@@ -3,7 +3,7 @@
 //! A TOML file (default `sources.toml`; see `config/sources.example.toml`) with an optional
 //! `[http]` section ([`HttpConfig`]) and one `[[source]]` table per source configuration.
 //! Each has a unique `name` (letters, digits, `-`, `_`, `.`: it names the cursor file) and a
-//! `kind` (`mastodon`, `rss`, `reddit`, `jetstream`) that decides its other keys. Unknown keys
+//! `kind` (`mastodon`, `mastodon-stream`, `rss`, `reddit`, `jetstream`) that decides its other keys. Unknown keys
 //! are refused, naming the key.
 //!
 //! ```toml
@@ -20,9 +20,10 @@
 use crate::http::{HttpClient, HttpConfig};
 use crate::jetstream::{Jetstream, JetstreamConfig};
 use crate::mastodon::{Mastodon, MastodonConfig};
+use crate::mastodon_stream::{MastodonStream, MastodonStreamConfig};
 use crate::reddit::{Reddit, RedditConfig};
 use crate::rss::{Feed, FeedConfig};
-use crate::source::Source;
+use crate::source::{Batch, Cursor, Source};
 use crate::{IngestError, Pseudonymiser};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -33,6 +34,9 @@ use std::path::Path;
 pub enum SourceConfig {
     /// A Mastodon timeline.
     Mastodon(MastodonConfig),
+    /// A Mastodon timeline's stream (server-sent events), with deletions.
+    #[serde(rename = "mastodon-stream")]
+    MastodonStream(MastodonStreamConfig),
     /// An RSS or Atom feed.
     Rss(FeedConfig),
     /// A subreddit's newest posts.
@@ -46,6 +50,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Mastodon(c) => &c.name,
+            SourceConfig::MastodonStream(c) => &c.name,
             SourceConfig::Rss(c) => &c.name,
             SourceConfig::Reddit(c) => &c.name,
             SourceConfig::Jetstream(c) => &c.name,
@@ -56,20 +61,28 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Mastodon(_) => crate::mastodon::KIND,
+            SourceConfig::MastodonStream(_) => crate::mastodon_stream::KIND,
             SourceConfig::Rss(_) => crate::rss::KIND,
             SourceConfig::Reddit(_) => crate::reddit::KIND,
             SourceConfig::Jetstream(_) => crate::jetstream::KIND,
         }
     }
 
-    /// Builds the source.
+    /// Builds the source. Each batch it yields is held back until `pseudonymiser` has its
+    /// pseudonyms durably in the identity file ([`Pseudonymiser::sync`]); if they cannot be
+    /// written the poll fails, so the cursor stays and the batch is fetched again.
     pub fn build(
         &self,
         http: &HttpClient,
         pseudonymiser: &Pseudonymiser,
     ) -> Result<Box<dyn Source>, IngestError> {
-        Ok(match self {
+        let inner: Box<dyn Source> = match self {
             SourceConfig::Mastodon(c) => Box::new(Mastodon::new(
+                c.clone(),
+                http.clone(),
+                pseudonymiser.clone(),
+            )?),
+            SourceConfig::MastodonStream(c) => Box::new(MastodonStream::new(
                 c.clone(),
                 http.clone(),
                 pseudonymiser.clone(),
@@ -83,7 +96,38 @@ impl SourceConfig {
             SourceConfig::Jetstream(c) => {
                 Box::new(Jetstream::new(c.clone(), pseudonymiser.clone()))
             }
-        })
+        };
+        Ok(Box::new(Synced {
+            inner,
+            pseudonymiser: pseudonymiser.clone(),
+        }))
+    }
+}
+
+/// A source whose batches wait for their pseudonyms to be in the identity file.
+struct Synced {
+    inner: Box<dyn Source>,
+    pseudonymiser: Pseudonymiser,
+}
+
+#[async_trait::async_trait]
+impl Source for Synced {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn poll_interval(&self) -> std::time::Duration {
+        self.inner.poll_interval()
+    }
+
+    async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
+        let batch = self.inner.poll(cursor).await?;
+        self.pseudonymiser.sync()?;
+        Ok(batch)
     }
 }
 
@@ -158,7 +202,7 @@ mod tests {
     fn the_example_file_parses() {
         let c = SourcesConfig::parse(EXAMPLE, "example").unwrap();
         let kinds: Vec<_> = c.sources.iter().map(SourceConfig::kind).collect();
-        for k in ["mastodon", "rss", "reddit", "jetstream"] {
+        for k in ["mastodon", "mastodon-stream", "rss", "reddit", "jetstream"] {
             assert!(kinds.contains(&k), "{kinds:?}");
         }
         assert!(c.get("mamot-incendie").is_some());

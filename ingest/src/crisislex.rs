@@ -101,6 +101,7 @@ pub fn read_csv(
             .map_err(malformed),
         );
     }
+    pseudonymiser.sync()?;
     Ok(out)
 }
 

@@ -299,6 +299,8 @@ pub fn parse_link_header(value: &str) -> Vec<(String, String)> {
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// The same, without a whole-request timeout: for streams that stay open (read timeout only).
+    stream_client: reqwest::Client,
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
     config: Arc<HttpConfig>,
 }
@@ -328,8 +330,15 @@ impl HttpClient {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?;
+        let stream_client = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .build()
+            .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpClient {
             client,
+            stream_client,
             limiter: Arc::new(DefaultKeyedRateLimiter::keyed(
                 Quota::per_minute(per_minute).allow_burst(burst),
             )),
@@ -431,6 +440,49 @@ impl HttpClient {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+
+    /// Opens a long-lived GET (a server-sent event stream) for source `source_name`: the same
+    /// User-Agent, connect timeout and per-host rate limit as [`HttpClient::get`], and the read
+    /// timeout between chunks, but no whole-request timeout and no retry (the caller reconnects
+    /// with its own backoff). A non-2xx answer is an error carrying its `Retry-After`.
+    pub async fn open_stream(
+        &self,
+        source_name: &str,
+        url: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<reqwest::Response, FetchError> {
+        let error = |kind| FetchError {
+            source_name: source_name.to_string(),
+            url: url.to_string(),
+            kind,
+        };
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| error(FetchErrorKind::Other(e.to_string())))?;
+        let host = format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or(""),
+            parsed.port_or_known_default().unwrap_or(0)
+        );
+        self.limiter.until_key_ready(&host).await;
+        let mut request = self.stream_client.get(parsed);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(|e| error(classify(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            return Err(error(FetchErrorKind::Status {
+                status: status.as_u16(),
+                retry_after,
+            }));
+        }
+        Ok(response)
     }
 
     async fn once(

@@ -2,7 +2,8 @@
 //!
 //! ## Sources
 //! Each kind of public source is one implementation of the [`Source`] trait: [`mastodon`]
-//! (public and hashtag timelines), [`rss`] (RSS and Atom feeds), [`reddit`] (`/r/{sub}/new`
+//! (public and hashtag timelines, REST), [`mastodon_stream`] (the same timelines live, with
+//! deletions), [`rss`] (RSS and Atom feeds), [`reddit`] (`/r/{sub}/new`
 //! listings) and [`jetstream`] (Bluesky's firehose of posts). A source is polled for a
 //! [`Batch`]: the posts and deletions ([`Item`]) that follow a [`Cursor`], and the cursor that
 //! follows them. Files are read by [`replay`] (labelled JSONL), [`crisislex`] (CrisisLex CSV)
@@ -26,7 +27,8 @@
 //!
 //! ## Pseudonyms
 //! Every ingestor replaces authors by a keyed pseudonym ([`Pseudonymiser`]) before a post is
-//! wrapped, and also the handles inside the text and in URLs (mentions, profile links). It
+//! wrapped, and also the handles inside the text and in URLs (mentions, profile links), noting
+//! each pseudonym's handle in the private [`identities`] file before the post is delivered. It
 //! records how the post was fetched: where from, when, by which ingestor and version, which
 //! source configuration and query matched, and the SHA-256 of the item's bytes as fetched.
 //!
@@ -41,9 +43,11 @@ pub mod config;
 pub mod crisislex;
 pub mod driver;
 pub mod http;
+pub mod identities;
 pub mod jetstream;
 pub mod lang;
 pub mod mastodon;
+pub mod mastodon_stream;
 mod pseudonym;
 pub mod reddit;
 pub mod replay;
@@ -102,6 +106,9 @@ pub enum IngestError {
         /// What is wrong, and how to fix it.
         message: String,
     },
+    /// The identity file could not be written: the posts are not delivered.
+    #[error(transparent)]
+    Identities(#[from] identities::IdentityError),
     /// The sink refused a batch: the cursor stays where it was.
     #[error("{source_name}: the sink refused a batch: {message}")]
     Sink {

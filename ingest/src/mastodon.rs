@@ -70,8 +70,8 @@ struct MastodonCursor {
 }
 
 #[derive(Debug, Deserialize)]
-struct Status {
-    id: String,
+pub(crate) struct Status {
+    pub(crate) id: String,
     created_at: DateTime<Utc>,
     uri: String,
     #[serde(default)]
@@ -86,7 +86,7 @@ struct Status {
     #[serde(default)]
     mentions: Vec<Mention>,
     #[serde(default)]
-    reblog: Option<Box<Status>>,
+    pub(crate) reblog: Option<Box<Status>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,7 +119,7 @@ pub struct Mastodon {
 }
 
 /// Orders status ids (decimal snowflakes of any length) numerically.
-fn cmp_ids(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp_ids(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
@@ -145,7 +145,7 @@ impl Mastodon {
         })
     }
 
-    fn query(&self) -> String {
+    pub(crate) fn query(&self) -> String {
         let scope = if self.config.local { " (local)" } else { "" };
         match &self.config.hashtag {
             Some(tag) => format!(
@@ -195,7 +195,12 @@ impl Mastodon {
         format!("{acct}@{domain}")
     }
 
-    fn post(&self, status: Status, raw: &str, fetch: &FetchInfo) -> Result<Envelope, String> {
+    pub(crate) fn post(
+        &self,
+        status: Status,
+        raw: &str,
+        fetch: &FetchInfo,
+    ) -> Result<Envelope, String> {
         let status = match status.reblog {
             Some(inner) => *inner,
             None => status,
@@ -236,6 +241,81 @@ impl Mastodon {
             scoring: None,
         })
     }
+
+    /// Fetches the page of statuses immediately after `min_id` (the newest page without it):
+    /// the posts oldest first with their local status ids, and the `min_id` of the next page.
+    pub(crate) async fn page(&self, min_id: Option<&str>) -> Result<Page, IngestError> {
+        let url = self.url(min_id);
+        let fetched = self.http.get(&self.config.name, &url, &[]).await?;
+        let raw_page: Vec<Box<RawValue>> = fetched.json()?;
+        let fetch = FetchInfo {
+            url: url.clone(),
+            status: Some(fetched.status),
+            fetched_at: Utc::now(),
+            ingestor: KIND,
+            matched: self.query(),
+        };
+        let mut page = Page {
+            gaps: fetched.waits.clone(),
+            full: raw_page.len() as u32 >= self.config.limit,
+            ..Default::default()
+        };
+        let mut newest: Option<String> = None;
+        for (n, raw) in raw_page.iter().enumerate() {
+            if let Ok(IdOnly { id }) = serde_json::from_str(raw.get()) {
+                if newest
+                    .as_deref()
+                    .is_none_or(|n| cmp_ids(&id, n) == Ordering::Greater)
+                {
+                    newest = Some(id);
+                }
+            }
+            let result = serde_json::from_str::<Status>(raw.get())
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    let id = s.id.clone();
+                    self.post(s, raw.get(), &fetch).map(|e| (id, e))
+                });
+            match result {
+                Ok(post) => page.posts.push(post),
+                Err(reason) => page.skipped.push(Skipped {
+                    location: format!("{url} (status {} of {})", n + 1, raw_page.len()),
+                    reason,
+                }),
+            }
+        }
+        page.posts.sort_by(|a, b| cmp_ids(&a.0, &b.0));
+        let prev = fetched
+            .header("link")
+            .map(parse_link_header)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(_, rel)| rel == "prev")
+            .and_then(|(link, _)| {
+                url::Url::parse(&link).ok().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "min_id")
+                        .map(|(_, v)| v.into_owned())
+                })
+            });
+        page.next_min_id = prev.or(newest);
+        Ok(page)
+    }
+}
+
+/// One page of a timeline, decoded.
+#[derive(Debug, Default)]
+pub(crate) struct Page {
+    /// The posts, oldest first, with their local status ids.
+    pub posts: Vec<(String, Envelope)>,
+    /// Statuses that could not be read.
+    pub skipped: Vec<Skipped>,
+    /// Rate-limit waits the fetch took.
+    pub gaps: Vec<crate::state::Gap>,
+    /// The `min_id` of the page after this one.
+    pub next_min_id: Option<String>,
+    /// The page was full: more statuses are waiting.
+    pub full: bool,
 }
 
 #[async_trait::async_trait]
@@ -257,70 +337,23 @@ impl Source for Mastodon {
             Some(c) => c.decode(&self.config.name)?,
             None => MastodonCursor::default(),
         };
-        let url = self.url(cursor.min_id.as_deref());
-        let fetched = self.http.get(&self.config.name, &url, &[]).await?;
-        let page: Vec<Box<RawValue>> = fetched.json()?;
-        let fetch = FetchInfo {
-            url: url.clone(),
-            status: Some(fetched.status),
-            fetched_at: Utc::now(),
-            ingestor: KIND,
-            matched: self.query(),
-        };
+        let page = self.page(cursor.min_id.as_deref()).await?;
         let mut batch = Batch {
-            gaps: fetched.waits.clone(),
+            items: page
+                .posts
+                .into_iter()
+                .map(|(_, e)| Item::Post(Box::new(e)))
+                .collect(),
+            skipped: page.skipped,
+            gaps: page.gaps,
             ..Default::default()
         };
-        let mut newest: Option<String> = None;
-        let mut posts = Vec::new();
-        for (n, raw) in page.iter().enumerate() {
-            if let Ok(IdOnly { id }) = serde_json::from_str(raw.get()) {
-                if newest
-                    .as_deref()
-                    .is_none_or(|n| cmp_ids(&id, n) == Ordering::Greater)
-                {
-                    newest = Some(id);
-                }
-            }
-            let result = serde_json::from_str::<Status>(raw.get())
-                .map_err(|e| e.to_string())
-                .and_then(|s| {
-                    let id = s.id.clone();
-                    self.post(s, raw.get(), &fetch).map(|e| (id, e))
-                });
-            match result {
-                Ok(post) => posts.push(post),
-                Err(reason) => batch.skipped.push(Skipped {
-                    location: format!("{url} (status {} of {})", n + 1, page.len()),
-                    reason,
-                }),
-            }
-        }
-        posts.sort_by(|a, b| cmp_ids(&a.0, &b.0));
-        batch.items = posts
-            .into_iter()
-            .map(|(_, e)| Item::Post(Box::new(e)))
-            .collect();
-        let prev = fetched
-            .header("link")
-            .map(parse_link_header)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|(_, rel)| rel == "prev")
-            .and_then(|(link, _)| {
-                url::Url::parse(&link).ok().and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "min_id")
-                        .map(|(_, v)| v.into_owned())
-                })
-            });
-        let next_min_id = prev.or(newest);
-        if let Some(min_id) = next_min_id {
+        if let Some(min_id) = page.next_min_id {
             batch.cursor = Some(Cursor::encode(&MastodonCursor {
                 min_id: Some(min_id),
             }));
         }
-        batch.more = cursor.min_id.is_some() && page.len() as u32 >= self.config.limit;
+        batch.more = cursor.min_id.is_some() && page.full;
         Ok(batch)
     }
 }

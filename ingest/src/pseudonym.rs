@@ -7,7 +7,12 @@
 //! long as the source tells us who a mention is (Mastodon's `mentions`, Bluesky's facets):
 //! handles are first made canonical (`user@instance` on Mastodon, the DID on Bluesky, the
 //! user name on Reddit), then pseudonymised in the namespace of their platform.
+//!
+//! A pseudonym cannot be reversed. A pseudonymiser made [`Pseudonymiser::recording`] notes each
+//! pseudonym it makes, with its handle, in the identity file ([`crate::identities`]): the only
+//! way back from a pseudonym to a person, for `vigie reidentify`.
 
+use crate::identities::{IdentityError, IdentityRecorder};
 use hmac::{Hmac, Mac};
 use regex::{Captures, Regex};
 use sha2::Sha256;
@@ -22,6 +27,7 @@ use std::sync::LazyLock;
 #[derive(Clone)]
 pub struct Pseudonymiser {
     mac: Hmac<Sha256>,
+    recorder: Option<IdentityRecorder>,
 }
 
 impl std::fmt::Debug for Pseudonymiser {
@@ -35,7 +41,20 @@ impl Pseudonymiser {
     pub fn new(key: &[u8]) -> Self {
         Pseudonymiser {
             mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
+            recorder: None,
         }
+    }
+
+    /// This pseudonymiser, noting every pseudonym it makes in `recorder`'s identity file.
+    pub fn recording(mut self, recorder: IdentityRecorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Returns once every pseudonym made so far is durably in the identity file (at once
+    /// without a recorder); call it before the posts that carry them leave the ingestor.
+    pub fn sync(&self) -> Result<(), IdentityError> {
+        self.recorder.as_ref().map_or(Ok(()), |r| r.sync())
     }
 
     /// The pseudonym of `handle` on `source`. Handles are compared case-insensitively.
@@ -44,7 +63,11 @@ impl Pseudonymiser {
         mac.update(source.as_bytes());
         mac.update(&[0]);
         mac.update(handle.trim().to_lowercase().as_bytes());
-        format!("ps:{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+        let pseudonym = format!("ps:{}", hex::encode(&mac.finalize().into_bytes()[..16]));
+        if let Some(recorder) = &self.recorder {
+            recorder.record(source, handle, &pseudonym);
+        }
+        pseudonym
     }
 
     /// Replaces the handles in profile links of `text` (any platform Vigie knows), keeping the
@@ -290,5 +313,38 @@ mod tests {
         // Text without handles is untouched.
         let calm = "Fire at 3 rue de Sèze, 14:05; mail x@y.fr; https://example.org/a/b";
         assert_eq!(p.scrub(calm, &HandleContext::new("rss")), calm);
+    }
+
+    #[test]
+    fn a_recording_pseudonymiser_notes_authors_and_mentions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::identities::IDENTITIES_FILE);
+        let recorder = IdentityRecorder::open(&path).unwrap();
+        let p = Pseudonymiser::new(b"k").recording(recorder);
+        let alice = p.pseudonym("mastodon", "Alice@mamot.fr");
+        let mut ctx = HandleContext::new("mastodon");
+        ctx.default_domain = Some("mamot.fr".into());
+        let text = p.scrub("cc @bob and https://reddit.com/u/carol", &ctx);
+        p.sync().unwrap();
+        // The same pseudonyms as without a recorder.
+        assert_eq!(
+            alice,
+            Pseudonymiser::new(b"k").pseudonym("mastodon", "alice@mamot.fr")
+        );
+        let bob = p.pseudonym("mastodon", "bob@mamot.fr");
+        let carol = p.pseudonym("reddit", "carol");
+        assert!(text.contains(&bob) && text.contains(&carol), "{text}");
+        for (pseudonym, source, handle) in [
+            (&alice, "mastodon", "Alice@mamot.fr"),
+            (&bob, "mastodon", "bob@mamot.fr"),
+            (&carol, "reddit", "carol"),
+        ] {
+            let found = crate::identities::lookup(&path, pseudonym).unwrap();
+            assert_eq!(found.len(), 1, "{pseudonym}");
+            assert_eq!(
+                (found[0].source.as_str(), found[0].handle.as_str()),
+                (source, handle)
+            );
+        }
     }
 }

@@ -126,6 +126,7 @@ pub fn load(
     replay
         .items
         .sort_by(|a, b| (a.at(), a.id()).cmp(&(b.at(), b.id())));
+    pseudonymiser.sync()?;
     Ok(replay)
 }
 
@@ -228,6 +229,7 @@ pub fn read_jsonl(
             }),
         );
     }
+    pseudonymiser.sync()?;
     Ok(out)
 }
 

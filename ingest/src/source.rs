@@ -41,21 +41,8 @@ impl Cursor {
     }
 }
 
-/// A post removed at its source: its id leaves the index, and the removal is recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tombstone {
-    /// The Vigie id of the deleted post.
-    pub id: VigieId,
-    /// The source kind (as in [`Post::source`](vigie_record::Post::source)).
-    pub source: String,
-    /// The source's own id of the deleted post.
-    pub native_id: String,
-    /// When the source reported the deletion.
-    pub deleted_at: DateTime<Utc>,
-    /// How the deletion was learnt (the event's URL, hash and ingestor).
-    pub provenance: Provenance,
-}
+/// A post removed at its source (defined in `vigie-record`, shared by every stage).
+pub use vigie_record::Tombstone;
 
 /// One thing a source yields: a post, or the deletion of one.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,16 +18,39 @@
 //! [`Publisher`] is idempotent (`enable.idempotence=true`, `acks=all`): a retry after a lost
 //! acknowledgement does not write the message twice, and [`Publisher::send`] returns only once
 //! every in-sync replica has the message.
+//!
+//! ## Bounded memory
+//! librdkafka prefetches and buffers on its own; both are bounded here so that a process's
+//! memory does not grow with the backlog on the broker. A consumer stops fetching once
+//! [`CONSUMER_QUEUE_KBYTES`] KiB (or [`CONSUMER_QUEUE_MESSAGES`] messages per partition) wait
+//! unread in its queue, and a fetch response is at most as large (`fetch.max.bytes` follows
+//! `queued.max.messages.kbytes`, and is never below `message.max.bytes`, 1 MB by default): so
+//! a consumer holds at most about twice [`CONSUMER_QUEUE_KBYTES`]. A producer holds at most
+//! [`PRODUCER_QUEUE_KBYTES`] KiB (or [`PRODUCER_QUEUE_MESSAGES`] messages) not yet
+//! acknowledged; past that, [`Publisher::send`] waits for room. Each is a default that
+//! [`BusConfig::set`] overrides.
 
 use crate::{Envelope, KafkaCoords};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Default `queued.max.messages.kbytes` of a consumer: its prefetch queue, in KiB.
+pub const CONSUMER_QUEUE_KBYTES: u32 = 8 * 1024;
+/// Default `queued.min.messages` of a consumer: messages it prefetches per partition at most.
+pub const CONSUMER_QUEUE_MESSAGES: u32 = 1000;
+/// Default `queue.buffering.max.kbytes` of a producer: unacknowledged messages, in KiB.
+pub const PRODUCER_QUEUE_KBYTES: u32 = 16 * 1024;
+/// Default `queue.buffering.max.messages` of a producer.
+pub const PRODUCER_QUEUE_MESSAGES: u32 = 10_000;
 
 /// What can go wrong talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +66,18 @@ pub enum BusError {
         /// The broker's error code.
         code: RDKafkaErrorCode,
     },
+}
+
+impl BusError {
+    /// Whether the client or the broker refused a message for its size (`message.max.bytes`).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            BusError::Kafka(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge
+            ))
+        )
+    }
 }
 
 /// Connection settings shared by producers, consumers and the admin client.
@@ -73,13 +108,32 @@ impl BusConfig {
     }
 
     fn client(&self) -> ClientConfig {
+        self.client_with(&[])
+    }
+
+    /// A client config with `defaults`, which the extra properties override.
+    fn client_with(&self, defaults: &[(&str, String)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id);
+        for (k, v) in defaults {
+            c.set(*k, v);
+        }
         for (k, v) in &self.extra {
             c.set(k, v);
         }
         c
+    }
+
+    /// A consumer's config: the bounded prefetch queue (see the module doc), then the extras.
+    fn consumer_client(&self) -> ClientConfig {
+        self.client_with(&[
+            (
+                "queued.max.messages.kbytes",
+                CONSUMER_QUEUE_KBYTES.to_string(),
+            ),
+            ("queued.min.messages", CONSUMER_QUEUE_MESSAGES.to_string()),
+        ])
     }
 
     /// Creates `topics` with `partitions` partitions each, unless they exist already.
@@ -105,13 +159,23 @@ impl BusConfig {
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
+    acknowledged: AtomicU64,
 }
 
 impl Publisher {
     /// An idempotent producer to `topic`.
     pub fn new(config: &BusConfig, topic: impl Into<String>) -> Result<Self, BusError> {
         let producer = config
-            .client()
+            .client_with(&[
+                (
+                    "queue.buffering.max.kbytes",
+                    PRODUCER_QUEUE_KBYTES.to_string(),
+                ),
+                (
+                    "queue.buffering.max.messages",
+                    PRODUCER_QUEUE_MESSAGES.to_string(),
+                ),
+            ])
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "60000")
@@ -119,7 +183,13 @@ impl Publisher {
         Ok(Publisher {
             producer,
             topic: topic.into(),
+            acknowledged: AtomicU64::new(0),
         })
+    }
+
+    /// How many messages the broker has acknowledged since this publisher was made.
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(Ordering::Relaxed)
     }
 
     /// Publishes `envelope`, keyed by its Vigie id; returns where it landed once acknowledged.
@@ -157,6 +227,7 @@ impl Publisher {
             .send(record, Duration::from_secs(60))
             .await
             .map_err(|(e, _)| e)?;
+        self.acknowledged.fetch_add(1, Ordering::Relaxed);
         Ok(KafkaCoords {
             topic: self.topic.clone(),
             partition: delivery.partition,
@@ -178,25 +249,61 @@ pub struct Delivery {
     pub headers: Vec<(String, String)>,
 }
 
+/// Counts the group's rebalances that took partitions away from this member.
+#[derive(Default)]
+struct Rebalances {
+    revoked: AtomicU64,
+}
+
+impl rdkafka::ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.revoked.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// A consumer-group member that commits explicit offsets only.
 pub struct Subscriber {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Rebalances>,
+    /// For [`Subscriber::assigned`]: the positions it started from; `None` for a group member.
+    start: Option<std::collections::BTreeMap<i32, i64>>,
+}
+
+/// How far a consumer is behind in one partition, as [`Subscriber::lag`] measures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Offset the next message produced to the partition will get.
+    pub high_watermark: i64,
+    /// Offset of the next message this consumer will hand out.
+    pub position: i64,
+    /// `high_watermark - position`, at least 0: messages not yet read.
+    pub lag: i64,
 }
 
 impl Subscriber {
     /// Joins consumer group `group` and subscribes to `topics`. A group with no committed
     /// offset starts from the earliest message.
     pub fn new(config: &BusConfig, group: &str, topics: &[&str]) -> Result<Self, BusError> {
-        let consumer: StreamConsumer = config
-            .client()
+        let consumer: StreamConsumer<Rebalances> = config
+            .consumer_client()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .create()?;
+            .create_with_context(Rebalances::default())?;
         consumer.subscribe(topics)?;
-        Ok(Subscriber { consumer })
+        Ok(Subscriber {
+            consumer,
+            start: None,
+        })
     }
 
     /// Reads every partition of `topic` without a consumer group, each from the offset
@@ -208,12 +315,12 @@ impl Subscriber {
         topic: &str,
         positions: &std::collections::BTreeMap<i32, i64>,
     ) -> Result<Self, BusError> {
-        let consumer: StreamConsumer = config
-            .client()
+        let consumer: StreamConsumer<Rebalances> = config
+            .consumer_client()
             .set("group.id", "vigie-unused")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .create()?;
+            .create_with_context(Rebalances::default())?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let mut list = TopicPartitionList::new();
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
@@ -230,7 +337,10 @@ impl Subscriber {
             )));
         }
         consumer.assign(&list)?;
-        Ok(Subscriber { consumer })
+        Ok(Subscriber {
+            consumer,
+            start: Some(positions.clone()),
+        })
     }
 
     /// Waits for the next message.
@@ -256,6 +366,49 @@ impl Subscriber {
                 })
                 .unwrap_or_default(),
         })
+    }
+
+    /// How many times a rebalance has taken this member's partitions away. A stage that holds
+    /// messages read under an earlier count must not commit them: their partitions may have
+    /// another owner now, who reads them again from the last commit.
+    pub fn revocations(&self) -> u64 {
+        self.consumer.context().revoked.load(Ordering::SeqCst)
+    }
+
+    /// The lag of every partition assigned now: high watermark minus position. A partition
+    /// that has handed out no message yet counts from the position given to
+    /// [`Subscriber::assigned`]; for a group member it is left out until its first message
+    /// (asking the group's committed offsets every time upsets tansu's group coordinator).
+    /// Blocking: asks the broker for the watermarks, each call waiting at most `timeout`.
+    pub fn lag(&self, timeout: Duration) -> Result<Vec<PartitionLag>, BusError> {
+        let assignment = self.consumer.assignment()?;
+        let positions = self.consumer.position()?;
+        let offset_in = |list: Option<&TopicPartitionList>, topic: &str, partition: i32| match list?
+            .find_partition(topic, partition)?
+            .offset()
+        {
+            Offset::Offset(o) if o >= 0 => Some(o),
+            _ => None,
+        };
+        let mut lags = Vec::with_capacity(assignment.count());
+        for e in assignment.elements() {
+            let (topic, partition) = (e.topic(), e.partition());
+            let read = offset_in(Some(&positions), topic, partition);
+            let start = self.start.as_ref().map(|s| s.get(&partition).copied());
+            if read.is_none() && start.is_none() {
+                continue; // A group member's partition not read from yet.
+            }
+            let (low, high) = self.consumer.fetch_watermarks(topic, partition, timeout)?;
+            let position = read.or(start.flatten()).unwrap_or(low);
+            lags.push(PartitionLag {
+                topic: topic.to_string(),
+                partition,
+                high_watermark: high,
+                position,
+                lag: (high - position).max(0),
+            });
+        }
+        Ok(lags)
     }
 
     /// Commits, synchronously, that every message up to and including `coords` is done.

@@ -136,8 +136,12 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Decodes an envelope from JSON bytes; the error names the offending field.
+    /// Decodes an envelope from JSON bytes; the error names the offending field, or says the
+    /// value is empty.
     pub fn from_json(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.trim_ascii().is_empty() {
+            return Err(RecordError::Empty);
+        }
         Ok(serde_json::from_slice(bytes)?)
     }
 

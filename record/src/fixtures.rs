@@ -1,6 +1,6 @@
 //! Ready-made envelopes for tests (feature `fixtures`).
 
-use crate::{content_sha256, Envelope, Ingestor, Post, Provenance, VigieId};
+use crate::{content_sha256, Envelope, Ingestor, Post, Provenance, Tombstone, VigieId};
 
 /// An unscored envelope of a Mastodon post `native_id` saying `text`, with full provenance.
 pub fn envelope(native_id: &str, text: &str) -> Envelope {
@@ -43,4 +43,26 @@ pub fn scored(native_id: &str, text: &str, danger: f32) -> Envelope {
         explanation: Vec::new(),
     });
     e
+}
+
+/// The deletion of Mastodon post `native_id`, reported at `deleted_at` (RFC 3339).
+pub fn tombstone(native_id: &str, deleted_at: &str) -> Tombstone {
+    let event = format!("{{\"event\":\"delete\",\"payload\":\"{native_id}\"}}");
+    Tombstone {
+        id: VigieId::derive("mastodon", native_id),
+        source: "mastodon".into(),
+        native_id: native_id.into(),
+        deleted_at: deleted_at.parse().expect("valid time"),
+        provenance: Provenance {
+            fetched_at: deleted_at.parse().expect("valid time"),
+            fetch_url: "wss://mamot.fr/api/v1/streaming?stream=public".into(),
+            http_status: None,
+            ingestor: Ingestor {
+                name: "mastodon".into(),
+                version: "0.1.0".into(),
+            },
+            content_sha256: content_sha256(event.as_bytes()),
+            matched: Some("timeline:public".into()),
+        },
+    }
 }

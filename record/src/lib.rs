@@ -15,6 +15,9 @@
 //! - **Pseudonymous authors.** [`Post::author`] holds a pseudonym, never a handle: ingestors
 //!   replace authors before a post is wrapped.
 //!
+//! A post deleted at its source travels as a [`Tombstone`] (in a [`Deletion`]); a [`Record`] is
+//! either a post or a deletion, as one message of a topic or one line of a capture.
+//!
 //! With the `kafka` feature, [`bus`] moves envelopes over Kafka topics.
 
 #[cfg(feature = "kafka")]
@@ -23,11 +26,13 @@ mod envelope;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod id;
+mod tombstone;
 
 pub use envelope::{
     Contribution, Envelope, Ingestor, KafkaCoords, Post, Provenance, ScoreState, Scoring,
 };
 pub use id::{content_sha256, VigieId};
+pub use tombstone::{Deletion, Record, Tombstone};
 
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -35,4 +40,13 @@ pub enum RecordError {
     /// The bytes are not a valid envelope; the message names the field or position at fault.
     #[error("invalid envelope: {0}")]
     Invalid(#[from] serde_json::Error),
+    /// The bytes start as a deletion (`{"tombstone": …}`) but are not a valid one.
+    #[error("invalid tombstone: {0}")]
+    Tombstone(serde_json::Error),
+    /// The value is empty (a Kafka tombstone, null value, carries no deletion details).
+    #[error(
+        "empty value: a deletion is a JSON record {{\"tombstone\": …}} keyed by the Vigie id, \
+         not a null value"
+    )]
+    Empty,
 }

@@ -56,7 +56,7 @@ pub fn run(config: &Config, args: &CaptureArgs) -> Result<()> {
         )
     })?;
     let http = HttpClient::new(sources.http.clone())?;
-    let pseudonymiser = Pseudonymiser::new(&config.pseudonym_key()?);
+    let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
     let mut source = source_config.build(&http, &pseudonymiser)?;
     let store = StateStore::in_data_dir(&config.data_dir);
     let mut writer = CaptureWriter::open(&args.out)?;

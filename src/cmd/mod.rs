@@ -5,9 +5,12 @@
 //! [`demo_access`]).
 
 pub mod audit;
+pub mod bench_pipeline;
 pub mod bench_search;
 pub mod keys;
+pub mod reidentify;
 pub mod retention;
+pub mod run_kafka;
 pub mod users;
 // Ingest: capture and replay of streams, and the sources' coverage (issue 5).
 pub mod capture;
@@ -55,6 +58,7 @@ pub fn app_state(config: &Config, index: PostIndex) -> Result<AppState> {
         users,
         reviews,
         alert_threshold: config.alert_threshold,
+        work: vigie_api::IndexWork::default(),
     })
 }
 

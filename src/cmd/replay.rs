@@ -1,14 +1,24 @@
-//! `vigie replay`: play a recorded stream into the embedded pipeline (analyse, then index).
+//! `vigie replay`: play a recorded stream into the embedded pipeline (analyse, then index), or
+//! into Kafka's raw topic.
 //!
 //! The file is a capture (`vigie capture`, `.jsonl` or `.jsonl.zst`), a CrisisLex CSV or a
 //! labelled JSONL file; its format is detected from its name and first line, or given with
 //! `--format`. Items are replayed in a deterministic order, by their time at the source then
 //! their Vigie id, keeping the original inter-arrival times divided by `--speed` (`max`: no
-//! waiting) ([`vigie_ingest::replay::play`]). Each batch is analysed, written and committed to
-//! the index before the next, and a progress bar shows posts/s and the time left.
+//! waiting) ([`vigie_ingest::replay::play`]), and a progress bar shows posts/s and the time
+//! left.
 //!
-//! Replaying twice indexes each post once: the index upserts by Vigie id. Deletions
-//! (tombstones) are counted and reported; the index cannot remove posts yet.
+//! - **Embedded** (default): each batch is analysed, written and committed to the index before
+//!   the next. A deletion (tombstone) removes its post and records the deletion in the same
+//!   commit; a post already deleted is refused (see `vigie_index::deletion`).
+//! - **`--brokers B`**: each batch is published to the raw topic (`--topic`, default
+//!   `vigie.posts.raw`, created with `--partitions` if missing), one message per post or
+//!   deletion keyed by its Vigie id (a deletion is the record `{"tombstone": …}`, see
+//!   `vigie_record::Deletion`). The progress advances only once the broker has acknowledged
+//!   every message of the batch (idempotent producer, `acks=all`); the messages of a batch are
+//!   queued in replay order, and the producer keeps that order within each partition.
+//!
+//! Replaying twice indexes each post once: the index upserts by Vigie id.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
@@ -17,10 +27,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
 use vigie_analyse::{Analyser, AnalyserConfig};
-use vigie_index::PostIndex;
+use vigie_index::{PostIndex, Upsert};
 use vigie_ingest::replay::{self, Format, Speed};
 use vigie_ingest::{Item, Pseudonymiser};
-use vigie_record::{Envelope, ScoreState};
+use vigie_record::bus::{BusConfig, Publisher};
+use vigie_record::{Deletion, Envelope, ScoreState};
+
+/// The raw topic, as `vigie analyse --input` reads it by default.
+pub const RAW_TOPIC: &str = "vigie.posts.raw";
 
 /// `vigie replay` arguments.
 #[derive(Args)]
@@ -33,34 +47,116 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "1|10|max", default_value = "1")]
     pub speed: Speed,
     /// Index directory (default <data-dir>/index).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
     pub index: Option<PathBuf>,
     /// The file's format: capture, crisislex or labelled (default: detected).
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<Format>,
     /// Model directory (overrides the config).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
     pub model_dir: Option<PathBuf>,
+    /// Publish to Kafka's raw topic at these bootstrap brokers (host:port[,host:port]) instead
+    /// of analysing and indexing in-process.
+    #[arg(long, value_name = "BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic of raw posts (with --brokers).
+    #[arg(long, value_name = "TOPIC", default_value = RAW_TOPIC)]
+    pub topic: String,
+    /// Partitions of the topic, when this command creates it (with --brokers).
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
 }
 
 /// What a replay did.
 #[derive(Debug, Default)]
 struct Summary {
-    indexed: usize,
+    /// Posts indexed, or published.
+    posts: usize,
     alerts: usize,
     not_scored: usize,
+    /// Deletions applied, or published.
     deletions: usize,
+    /// Posts refused by the index: deleted at their source.
+    refused: usize,
 }
 
 /// Runs the replay.
 pub fn run(config: &Config, args: &ReplayArgs) -> Result<()> {
     let started = Instant::now();
-    let pseudonymiser = Pseudonymiser::new(&config.pseudonym_key()?);
+    let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
     let loaded = replay::load(&args.file, args.format, &pseudonymiser)
         .with_context(|| format!("reading {}", args.file.display()))?;
     for e in &loaded.rejected {
         tracing::warn!("skipped: {e}");
     }
+    let progress = ProgressBar::new(loaded.items.len() as u64).with_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} posts, {per_sec}, eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    progress.set_message(format!("replaying at {}", args.speed));
+    let rejected = loaded.rejected.len();
+    match &args.brokers {
+        Some(brokers) => {
+            let summary = to_kafka(config, args, brokers, loaded.items, &progress)?;
+            progress.finish_and_clear();
+            tracing::info!(
+                posts = summary.posts,
+                deletions = summary.deletions,
+                rejected,
+                seconds = started.elapsed().as_secs_f32(),
+                "replayed {} into {} at {brokers}",
+                args.file.display(),
+                args.topic
+            );
+            println!(
+                "replayed {}: {} posts and {} deletions published to {} at {brokers}, {} lines rejected",
+                args.file.display(),
+                summary.posts,
+                summary.deletions,
+                args.topic,
+                rejected
+            );
+        }
+        None => {
+            let index_dir = config.index_dir();
+            let summary = to_index(config, args, loaded.items, &progress)?;
+            progress.finish_and_clear();
+            tracing::info!(
+                indexed = summary.posts,
+                alerts = summary.alerts,
+                not_scored = summary.not_scored,
+                deletions = summary.deletions,
+                refused = summary.refused,
+                rejected,
+                seconds = started.elapsed().as_secs_f32(),
+                "replayed {} into {}",
+                args.file.display(),
+                index_dir.display()
+            );
+            println!(
+                "replayed {}: {} posts indexed ({} alerts, {} not scored), {} deletions applied, {} posts refused as deleted at their source, {} lines rejected, into {}",
+                args.file.display(),
+                summary.posts,
+                summary.alerts,
+                summary.not_scored,
+                summary.deletions,
+                summary.refused,
+                rejected,
+                index_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The embedded pipeline: analyse each batch, apply it to the index in replay order, commit.
+fn to_index(
+    config: &Config,
+    args: &ReplayArgs,
+    items: Vec<Item>,
+    progress: &ProgressBar,
+) -> Result<Summary> {
     let analyser = Analyser::new(
         crate::scorer(config)?,
         AnalyserConfig {
@@ -69,45 +165,48 @@ pub fn run(config: &Config, args: &ReplayArgs) -> Result<()> {
             ..Default::default()
         },
     );
-    let index_dir = config.index_dir();
-    let index = PostIndex::open(&index_dir)?;
+    let index = PostIndex::open(&config.index_dir())?;
     let mut writer = index
         .writer()
         .context("cannot open the index for writing")?;
-    let progress = ProgressBar::new(loaded.items.len() as u64).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} posts, {per_sec}, eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    progress.set_message(format!("replaying at {}", args.speed));
     let mut summary = Summary::default();
     let clock = Instant::now();
     replay::play(
-        loaded.items,
+        items,
         args.speed,
         config.batch_size,
         || clock.elapsed(),
         std::thread::sleep,
         |batch: Vec<Item>| -> Result<()> {
             let n = batch.len() as u64;
+            // Posts are analysed together, then every item is applied in replay order.
             let mut envelopes: Vec<Envelope> = Vec::with_capacity(batch.len());
+            let mut steps: Vec<Option<Deletion>> = Vec::with_capacity(batch.len());
             for item in batch {
                 match item {
-                    Item::Post(e) => envelopes.push(*e),
-                    Item::Delete(t) => {
-                        summary.deletions += 1;
-                        tracing::warn!(
-                            id = %t.id,
-                            "deletion of {} at {} not applied: the index cannot remove posts yet",
-                            t.native_id,
-                            t.deleted_at
-                        );
+                    // Deleted in an earlier commit: not worth the model's time.
+                    Item::Post(e) if writer.is_deleted(e.post.id.as_str())? => summary.refused += 1,
+                    Item::Post(e) => {
+                        envelopes.push(*e);
+                        steps.push(None);
                     }
+                    Item::Delete(t) => steps.push(Some(Deletion::from(*t))),
                 }
             }
             analyser.analyse(&mut envelopes)?;
-            for e in &envelopes {
-                writer.upsert(e)?;
+            let mut posts = envelopes.iter();
+            for step in &steps {
+                if let Some(deletion) = step {
+                    writer.delete(deletion)?;
+                    summary.deletions += 1;
+                    continue;
+                }
+                let Some(e) = posts.next() else { continue };
+                if writer.upsert(e)? == Upsert::Deleted {
+                    summary.refused += 1;
+                    continue;
+                }
+                summary.posts += 1;
                 match &e.scoring {
                     Some(s) if s.state == ScoreState::NotScored => summary.not_scored += 1,
                     Some(s) if s.danger() >= config.alert_threshold => summary.alerts += 1,
@@ -115,33 +214,63 @@ pub fn run(config: &Config, args: &ReplayArgs) -> Result<()> {
                 }
             }
             writer.commit(None)?;
-            summary.indexed += envelopes.len();
             progress.inc(n);
             Ok(())
         },
     )?;
-    progress.finish_and_clear();
-    tracing::info!(
-        indexed = summary.indexed,
-        alerts = summary.alerts,
-        not_scored = summary.not_scored,
-        deletions = summary.deletions,
-        rejected = loaded.rejected.len(),
-        model = analyser.model_id(),
-        seconds = started.elapsed().as_secs_f32(),
-        "replayed {} into {}",
-        args.file.display(),
-        index_dir.display()
-    );
-    println!(
-        "replayed {}: {} posts indexed ({} alerts, {} not scored), {} deletions not applied, {} lines rejected, into {}",
-        args.file.display(),
-        summary.indexed,
-        summary.alerts,
-        summary.not_scored,
-        summary.deletions,
-        loaded.rejected.len(),
-        index_dir.display()
-    );
-    Ok(())
+    Ok(summary)
+}
+
+/// Publishes each batch to the raw topic, keyed by Vigie id, and waits for every
+/// acknowledgement before the progress advances.
+fn to_kafka(
+    config: &Config,
+    args: &ReplayArgs,
+    brokers: &str,
+    items: Vec<Item>,
+    progress: &ProgressBar,
+) -> Result<Summary> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let bus = BusConfig::new(brokers);
+    runtime
+        .block_on(bus.ensure_topics(&[&args.topic], args.partitions))
+        .with_context(|| format!("cannot reach topic {} at {brokers}", args.topic))?;
+    let publisher = Publisher::new(&bus, &args.topic)?;
+    let mut summary = Summary::default();
+    let clock = Instant::now();
+    replay::play(
+        items,
+        args.speed,
+        config.batch_size,
+        || clock.elapsed(),
+        std::thread::sleep,
+        |batch: Vec<Item>| -> Result<()> {
+            let messages: Vec<(String, Vec<u8>)> = batch
+                .iter()
+                .map(|item| match item {
+                    Item::Post(e) => (e.post.id.to_string(), e.to_json()),
+                    Item::Delete(t) => (t.id.to_string(), Deletion::from((**t).clone()).to_json()),
+                })
+                .collect();
+            runtime.block_on(async {
+                // Polled in order, so queued in order; awaited together.
+                let sends = messages
+                    .iter()
+                    .map(|(key, value)| publisher.send(key, value));
+                for sent in futures_util::future::join_all(sends).await {
+                    sent.with_context(|| format!("publishing to {}", args.topic))?;
+                }
+                anyhow::Ok(())
+            })?;
+            for item in &batch {
+                match item {
+                    Item::Post(_) => summary.posts += 1,
+                    Item::Delete(_) => summary.deletions += 1,
+                }
+            }
+            progress.inc(batch.len() as u64);
+            Ok(())
+        },
+    )?;
+    Ok(summary)
 }

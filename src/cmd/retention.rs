@@ -3,7 +3,10 @@
 //! Posts created more than `retention_days` ago (configuration; 0 keeps posts forever) leave
 //! the index; each deletion batch is first logged, hash-chained and signed, in
 //! `<data-dir>/retention-log/access.jsonl` (see `vigie_api::retention`), which
-//! `vigie audit verify FILE --pubkey <data-dir>/access-log.pub --log` checks.
+//! `vigie audit verify FILE --pubkey <data-dir>/access-log.pub --log` checks. Then the identity
+//! file (`<data-dir>/keys/identities.jsonl`, see `vigie_ingest::identities`) forgets the
+//! pseudonyms not seen since the same cutoff's day, so no one can be re-identified after the
+//! posts that named them are gone.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
@@ -42,6 +45,12 @@ pub fn run(config: &Config, command: &RetentionCommand) -> Result<()> {
             let index = PostIndex::open(&dir)?;
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(enforce_once(config, &index))?;
+            let forgotten = expire_identities(config, &report)?;
+            println!(
+                "forgot {forgotten} identity lines of days before {} in {}",
+                report.cutoff.date_naive(),
+                config.identities_file().display()
+            );
             if report.deleted.is_empty() {
                 println!(
                     "nothing to delete: no post created before {} (retention {} days)",
@@ -76,6 +85,15 @@ pub async fn enforce_once(config: &Config, index: &PostIndex) -> Result<Retentio
     .context("enforcing retention")
 }
 
+/// Drops from the identity file the lines of days before the cutoff of `report`; returns how
+/// many.
+pub fn expire_identities(config: &Config, report: &RetentionReport) -> Result<usize> {
+    Ok(vigie_ingest::identities::expire(
+        &config.identities_file(),
+        report.cutoff.date_naive(),
+    )?)
+}
+
 /// Enforces retention every [`SCHEDULE`] for as long as the server runs (nothing when
 /// `retention_days` is 0). Failures are reported and retried at the next tick.
 pub async fn schedule(config: Config, index: PostIndex) {
@@ -83,9 +101,36 @@ pub async fn schedule(config: Config, index: PostIndex) {
         return;
     }
     let mut tick = tokio::time::interval(SCHEDULE);
+    let mut told_busy = false;
     loop {
         tick.tick().await;
-        match enforce_once(&config, &index).await {
+        let enforced = enforce_once(&config, &index).await;
+        if let Err(e) = &enforced {
+            let busy = e.chain().any(|c| {
+                c.downcast_ref::<retention::RetentionError>().is_some_and(
+                    |r| matches!(r, retention::RetentionError::Index(i) if i.is_writer_busy()),
+                )
+            });
+            if busy {
+                // A Kafka indexer holds the writer, and enforces retention itself.
+                if !told_busy {
+                    tracing::info!(
+                        "retention: the index's writer is held by another process (a Kafka \
+                         indexer enforces retention itself); this server leaves it to that writer"
+                    );
+                    told_busy = true;
+                }
+                continue;
+            }
+        }
+        if let Ok(r) = &enforced {
+            match expire_identities(&config, r) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("retention: forgot {n} identity lines"),
+                Err(e) => tracing::warn!("retention: identity file not expired: {e:#}"),
+            }
+        }
+        match enforced {
             Ok(r) if r.deleted.is_empty() => {}
             Ok(r) => tracing::info!(
                 deleted = r.deleted.len(),

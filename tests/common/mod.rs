@@ -123,3 +123,113 @@ impl Drop for Broker {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `vigie` binary in the repository root with `--data-dir data` and the model
+/// directory; panics with its stderr unless it succeeds; returns its stdout.
+pub fn vigie(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .current_dir(root())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("VIGIE_MODEL_DIR", model_dir())
+        .output()
+        .expect("run vigie");
+    assert!(
+        out.status.success(),
+        "vigie {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Makes the access-log signing key of `data` (if missing) and an analyst `name`; returns its
+/// token.
+pub fn analyst(data: &Path, name: &str) -> String {
+    if !data.join("access-log.pub").is_file() {
+        vigie(data, &["keys", "init"]);
+    }
+    vigie(data, &["users", "add", name, "--role", "analyst"])
+        .trim()
+        .to_string()
+}
+
+/// A `vigie serve` process (retention off), killed when dropped.
+pub struct Serve {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Serve {
+    /// Serves the index in `index` with the users, keys and access log of `data`.
+    pub fn start(data: &Path, index: &Path) -> Serve {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("serve")
+            .arg("--index")
+            .arg(index)
+            .args(["--listen", "127.0.0.1:0"])
+            // Fixture posts have fixed dates: retention must not remove them as time passes.
+            .env("VIGIE_RETENTION_DAYS", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vigie serve");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let mut serve = Serve {
+            child,
+            base: String::new(),
+        };
+        serve.base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("vigie serve did not start within 60 s");
+        serve
+    }
+
+    /// SIGTERM; waits for a clean exit (the access log's final checkpoint signed).
+    pub fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for vigie serve");
+        assert!(status.success(), "vigie serve: {status:?}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Answers every HTTP request on 127.0.0.1 with `body` as `content_type`, from a thread that
+/// lives as long as the test; returns `http://127.0.0.1:PORT`.
+pub fn serve_static(content_type: &'static str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}

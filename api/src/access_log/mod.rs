@@ -138,6 +138,18 @@ pub enum LogError {
     Closed,
 }
 
+/// The bodies of the entry lines of a log or an export, in order. Checkpoints, omitted entries,
+/// the seal and lines that do not parse (a torn last line) are skipped, and nothing is checked:
+/// [`verify_log`] and [`verify_export`] do that.
+pub fn entries(text: &str) -> Vec<Access> {
+    text.lines()
+        .filter_map(|l| match chain::Line::parse(l) {
+            Ok(chain::Line::Entry { body, .. }) => serde_json::from_str(body).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     move |source| LogError::Io {
         path: path.to_path_buf(),

@@ -64,6 +64,7 @@ pub async fn start_with(posts: &[vigie_record::Envelope], checkpoint_every: u64)
         users: UserStore::open(&users_file).unwrap(),
         reviews: vigie_api::ReviewStore::open(&data.path().join("reviews.jsonl")).unwrap(),
         alert_threshold: 0.5,
+        work: vigie_api::IndexWork::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -97,14 +98,6 @@ impl Server {
 
     /// The bodies of the log's entries, in order.
     pub fn entries(&self) -> Vec<access_log::Access> {
-        let text = std::fs::read_to_string(&self.log_path).unwrap();
-        text.lines()
-            .filter_map(|l| match access_log::chain::Line::parse(l).unwrap() {
-                access_log::chain::Line::Entry { body, .. } => {
-                    Some(serde_json::from_str(body).unwrap())
-                }
-                _ => None,
-            })
-            .collect()
+        access_log::entries(&std::fs::read_to_string(&self.log_path).unwrap())
     }
 }

@@ -1,0 +1,272 @@
+//! `vigie run --brokers` against a real broker: every stage in one process over Kafka. The
+//! sample stream is published, scored (real model), indexed and searchable over the API; the
+//! stages' `/metrics`, scraped over HTTP, count exactly the messages that went through (a
+//! poison message as a dead letter) and their consumer lag falls to 0; SIGTERM stops it all
+//! with exit code 0, the index's checkpoint past every scored message.
+
+mod common;
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vigie_record::bus::{BusConfig, Publisher};
+
+/// Kills the process if the test fails before stopping it.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The sum of the values of the `name` series whose labels include every one of `labels`, or
+/// `None` when there is no such series.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Posts of the sample stream the test replays (its first ones): enough for batches on every
+/// partition, few enough for the real model on two cores.
+const POSTS: usize = 80;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
+    let data = tempfile::tempdir().unwrap();
+    let sample =
+        std::fs::read_to_string(common::root().join("fixtures/sample-stream.jsonl")).unwrap();
+    let input: Vec<&str> = sample
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(POSTS)
+        .collect();
+    let stream = data.path().join("stream.jsonl");
+    std::fs::write(&stream, input.join("\n")).unwrap();
+    let lines: Vec<Value> = input
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let posts: HashSet<String> = lines
+        .iter()
+        .map(|v| format!("{}/{}", v["source"], v["id"]))
+        .collect();
+    let broker = common::Broker::start();
+    // One message per record batch (tansu; see tests/kafka_index.rs).
+    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    let topics = ["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"];
+    bus.ensure_topics(&topics, 3).await.unwrap();
+    Publisher::new(&bus, topics[0])
+        .unwrap()
+        .send("poison", b"not an envelope")
+        .await
+        .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .current_dir(common::root())
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["run", "--brokers", &broker.address, "--input"])
+        .arg(&stream)
+        .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .env("VIGIE_MODEL_DIR", common::model_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vigie run --brokers");
+    let stdout = child.stdout.take().unwrap();
+    let child = Process(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for prefix in ["listening on ", "metrics on "] {
+                if let Some(url) = line.strip_prefix(prefix) {
+                    let _ = tx.send((prefix, url.to_string()));
+                }
+            }
+        }
+    });
+    let (mut api, mut metrics) = (None, None);
+    while api.is_none() || metrics.is_none() {
+        let (prefix, url) = rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("vigie run --brokers did not start serving within 5 minutes");
+        match prefix {
+            "listening on " => api = Some(url),
+            _ => metrics = Some(url),
+        }
+    }
+    let (api, metrics) = (api.unwrap(), metrics.unwrap());
+
+    let token = std::fs::read_to_string(data.path().join("demo.token")).unwrap();
+    let http = reqwest::Client::new();
+    let search = || async {
+        let answer: Value = http
+            .get(format!("{api}/v1/search"))
+            .bearer_auth(token.trim())
+            .query(&[
+                ("q", "*"),
+                ("purpose", "kafka run test"),
+                ("limit", "1"),
+                ("collapse", "false"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["total"].as_u64().unwrap()
+    };
+    // The posts become searchable as the indexer commits.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let total = search().await;
+        if total >= posts.len() as u64 {
+            assert_eq!(total, posts.len() as u64, "every post indexed once");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{total} of {} posts searchable after 10 minutes",
+            posts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The metrics, over HTTP, once both stages have read everything.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let text = loop {
+        let response = reqwest::get(&metrics).await.unwrap();
+        assert!(response.status().is_success());
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = response.text().await.unwrap();
+        let lag = |stage| {
+            series(
+                &text,
+                "vigie_stage_consumer_lag_messages",
+                &[("stage", stage)],
+            )
+        };
+        let out = series(
+            &text,
+            "vigie_stage_messages_out_total",
+            &[("stage", "index")],
+        );
+        if lag("analyse") == Some(0.0)
+            && lag("index") == Some(0.0)
+            && out == Some(lines.len() as f64)
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lag did not fall to 0 within 2 minutes:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let count = |name: &str, stage: &str| series(&text, name, &[("stage", stage)]);
+    let n = lines.len() as f64;
+    // The analyse worker read every post and the poison message, scored the posts, and
+    // dead-lettered the poison; the indexer read and wrote every scored post.
+    assert_eq!(
+        count("vigie_stage_messages_in_total", "analyse"),
+        Some(n + 1.0)
+    );
+    assert_eq!(count("vigie_stage_messages_out_total", "analyse"), Some(n));
+    assert_eq!(
+        count("vigie_stage_dead_letters_total", "analyse"),
+        Some(1.0)
+    );
+    assert_eq!(count("vigie_stage_messages_in_total", "index"), Some(n));
+    assert_eq!(count("vigie_stage_messages_out_total", "index"), Some(n));
+    assert_eq!(count("vigie_stage_dead_letters_total", "index"), Some(0.0));
+    for stage in ["analyse", "index"] {
+        assert_eq!(
+            count("vigie_stage_in_flight_messages", stage),
+            Some(0.0),
+            "{stage}"
+        );
+        let batches = count("vigie_stage_batch_seconds_count", stage).unwrap();
+        assert!(
+            batches >= 1.0 && batches <= n + 1.0,
+            "{stage}: {batches} batches"
+        );
+        let peak = count("vigie_stage_in_flight_messages_peak", stage).unwrap();
+        let bound = count("vigie_stage_in_flight_messages_bound", stage).unwrap();
+        assert!(
+            peak >= 1.0 && peak <= bound,
+            "{stage}: peak {peak}, bound {bound}"
+        );
+    }
+    // One lag series per partition of each stage's input topic.
+    let partitions = |stage: &str, topic: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("vigie_stage_consumer_lag_messages{"))
+            .filter(|l| l.contains(&format!("stage=\"{stage}\"")))
+            .filter(|l| l.contains(&format!("topic=\"{topic}\"")))
+            .count()
+    };
+    assert_eq!(partitions("analyse", topics[0]), 3);
+    assert_eq!(partitions("index", topics[1]), 3);
+    let peak_rss: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("vigie_peak_resident_memory_bytes ")?
+                .parse()
+                .ok()
+        })
+        .expect("the peak RSS");
+    assert!(peak_rss > 0.0);
+
+    // SIGTERM: the stages stop in order, the process exits 0.
+    let mut child = child;
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vigie run did not stop within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // The index's last commit holds the position past every scored message.
+    let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
+    assert_eq!(index.num_docs(), posts.len() as u64);
+    let checkpoint: Value =
+        serde_json::from_str(&index.commit_payload().unwrap().unwrap()).unwrap();
+    assert_eq!(checkpoint["topic"], topics[1]);
+    let read: i64 = checkpoint["offsets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| o.as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        read,
+        lines.len() as i64,
+        "the index read every scored message"
+    );
+}
