@@ -50,14 +50,30 @@ fn text(i: usize) -> String {
     }
 }
 
+/// Starts a stage; its log goes to `$VIGIE_TEST_LOGS/<pid>.log` when that is set, else nowhere.
 fn stage(data: &Path, args: &[&str]) -> Child {
+    let log = std::env::var_os("VIGIE_TEST_LOGS").map(std::path::PathBuf::from);
+    let stderr = match &log {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap();
+            let name = format!("{}-{}.log", args[0], std::process::id());
+            Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(name))
+                    .unwrap(),
+            )
+        }
+        None => Stdio::null(),
+    };
     Command::new(env!("CARGO_BIN_EXE_vigie"))
         .current_dir(common::root())
         .arg("--data-dir")
         .arg(data)
         .args(args)
         .env("VIGIE_MODEL_DIR", common::model_dir())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start a stage")
 }

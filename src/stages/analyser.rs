@@ -25,11 +25,17 @@
 //! at most 56 MiB of posts, about 104 MiB with librdkafka's, whatever the backlog on the broker;
 //! the model's own memory (weights, activations of one batch) comes on top and does not grow
 //! either. Offsets are committed in the order batches were read, and only once every output
-//! of the batch is acknowledged: the pipeline keeps the at-least-once guarantee. When a
-//! rebalance takes partitions away, or the worker is told to stop, the batches not yet
-//! published are let go uncommitted, never scored for nothing: they come after every batch
-//! committed, so they are read again (by the partitions' new owner, or on restart) and no
-//! message is skipped.
+//! of the batch is acknowledged: the pipeline keeps the at-least-once guarantee. When the
+//! worker is told to stop, the batches not yet scored are let go uncommitted: they come after
+//! every batch committed, so they are read again on restart and no message is skipped.
+//!
+//! When a rebalance takes partitions away, the batches in flight are still published and
+//! committed, not dropped. Dropping them would lose messages: a batch can mix messages read
+//! before and after the new assignment, and librdkafka does not read again what it has already
+//! handed out under the current assignment, so a later commit would pass over them. Keeping
+//! them is safe: commits go in the order batches were read, so a commit for a partition that
+//! another worker now owns names only messages this worker has published; at worst the new
+//! owner publishes them again (the same Vigie ids, which the indexer's upsert collapses).
 //!
 //! ## Deletions
 //! A deletion (`{"tombstone": …}`) is not scored: it is published to the scored topic as it
@@ -100,10 +106,6 @@ struct Batch {
     deletions: Vec<(usize, Deletion)>,
     /// When its last message was read.
     read_at: Instant,
-    /// [`Subscriber::revocations`] when its first message was read: once a rebalance has
-    /// taken the partitions away, the batch is let go uncommitted (its partitions' new owner
-    /// reads it again from the last commit).
-    generation: u64,
 }
 
 impl Batch {
@@ -221,10 +223,6 @@ pub async fn run_analyser<S: vigie_analyse::Scorer>(
                 next = from_consumer.recv() => {
                     // None: the consumer is done (stopped, or failed: its error comes below).
                     let Some(mut batch) = next else { return Ok(()) };
-                    if batch.generation != subscriber.revocations() {
-                        config.metrics.released(batch.messages);
-                        continue;
-                    }
                     if !batch.envelopes.is_empty() {
                         let scoring = Instant::now();
                         tokio::task::block_in_place(|| analyser.analyse(&mut batch.envelopes))?;
@@ -271,7 +269,6 @@ async fn consume(
     };
     tokio::pin!(shutdown);
     loop {
-        let generation = subscriber.revocations();
         let (messages, stopping) =
             collect(&subscriber, config.batch, config.linger, &mut shutdown).await?;
         if !messages.is_empty() {
@@ -304,7 +301,6 @@ async fn consume(
                 envelopes,
                 deletions,
                 read_at: Instant::now(),
-                generation,
             };
             drop(messages);
             config.metrics.busy("decode", decoding);
@@ -328,10 +324,6 @@ async fn produce(
 ) -> Result<u64> {
     let mut scored = 0u64;
     while let Some(batch) = from_model.recv().await {
-        if batch.generation != subscriber.revocations() {
-            metrics.released(batch.messages);
-            continue;
-        }
         let producing = Instant::now();
         // Polled in order, so queued in order: a deletion follows its post in the partition.
         let outputs = batch.outputs();
@@ -341,12 +333,10 @@ async fn produce(
         }
         scored += batch.envelopes.len() as u64;
         metrics.messages_out.inc_by(outputs.len() as u64);
-        // Every output is acknowledged: the inputs are done, unless their partitions were
-        // taken away meanwhile. A commit refused or skipped only means the messages are read
-        // again: at-least-once still holds.
-        if batch.generation != subscriber.revocations() {
-            tracing::debug!("partitions revoked: not committing {:?}", batch.last);
-        } else if let Err(e) = tokio::task::block_in_place(|| subscriber.commit(&batch.last)) {
+        // Every output is acknowledged: the inputs are done. Also when a rebalance has given
+        // their partitions to another worker meanwhile (see the module doc). A commit refused
+        // only means the messages are read again: at-least-once still holds.
+        if let Err(e) = tokio::task::block_in_place(|| subscriber.commit(&batch.last)) {
             tracing::warn!(
                 "committing {:?}: {e}; these messages may be read again",
                 batch.last
@@ -434,7 +424,6 @@ mod tests {
                 (2, tombstone("5").into()),
             ],
             read_at: Instant::now(),
-            generation: 0,
         };
         let keys: Vec<String> = batch.outputs().into_iter().map(|(k, _)| k).collect();
         let ids: Vec<String> = ["1", "2", "3", "4", "5"]
