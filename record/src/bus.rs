@@ -33,9 +33,7 @@
 use crate::{Envelope, KafkaCoords};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -249,25 +247,9 @@ pub struct Delivery {
     pub headers: Vec<(String, String)>,
 }
 
-/// Counts the group's rebalances that took partitions away from this member.
-#[derive(Default)]
-struct Rebalances {
-    revoked: AtomicU64,
-}
-
-impl rdkafka::ClientContext for Rebalances {}
-
-impl ConsumerContext for Rebalances {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if matches!(rebalance, Rebalance::Revoke(_)) {
-            self.revoked.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
 /// A consumer-group member that commits explicit offsets only.
 pub struct Subscriber {
-    consumer: StreamConsumer<Rebalances>,
+    consumer: StreamConsumer,
     /// For [`Subscriber::assigned`]: the positions it started from; `None` for a group member.
     start: Option<std::collections::BTreeMap<i32, i64>>,
 }
@@ -291,14 +273,14 @@ impl Subscriber {
     /// Joins consumer group `group` and subscribes to `topics`. A group with no committed
     /// offset starts from the earliest message.
     pub fn new(config: &BusConfig, group: &str, topics: &[&str]) -> Result<Self, BusError> {
-        let consumer: StreamConsumer<Rebalances> = config
+        let consumer: StreamConsumer = config
             .consumer_client()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .create_with_context(Rebalances::default())?;
+            .create()?;
         consumer.subscribe(topics)?;
         Ok(Subscriber {
             consumer,
@@ -315,12 +297,12 @@ impl Subscriber {
         topic: &str,
         positions: &std::collections::BTreeMap<i32, i64>,
     ) -> Result<Self, BusError> {
-        let consumer: StreamConsumer<Rebalances> = config
+        let consumer: StreamConsumer = config
             .consumer_client()
             .set("group.id", "vigie-unused")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .create_with_context(Rebalances::default())?;
+            .create()?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let mut list = TopicPartitionList::new();
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
@@ -366,13 +348,6 @@ impl Subscriber {
                 })
                 .unwrap_or_default(),
         })
-    }
-
-    /// How many times a rebalance has taken this member's partitions away. A stage that holds
-    /// messages read under an earlier count must not commit them: their partitions may have
-    /// another owner now, who reads them again from the last commit.
-    pub fn revocations(&self) -> u64 {
-        self.consumer.context().revoked.load(Ordering::SeqCst)
     }
 
     /// The lag of every partition assigned now: high watermark minus position. A partition
