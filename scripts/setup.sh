@@ -43,14 +43,44 @@ elif ! grep -qxF "model_dir = \"$model_dir\"" vigie.toml; then
     mv vigie.toml.new vigie.toml
 fi
 
-# 3. The broker, for tests: built once from crates.io into the cache (15-30 minutes).
+# 3. The broker, for tests: tansu from crates.io, its tansu-broker crate patched with
+#    scripts/tansu/*.patch (each says what it fixes), built once into the cache (15-30 minutes);
+#    built again when the version or a patch changes.
 if [[ ${1:-} == --broker ]]; then
     tansu="$CACHE/tansu/bin/tansu"
-    if [[ ! -x $tansu ]]; then
-        log "building the tansu broker $TANSU_VERSION into $CACHE/tansu (first time: 15-30 minutes)"
-        mkdir -p "$CACHE"
+    stamp="$CACHE/tansu/patches.sha256"
+    want=$({ echo "$TANSU_VERSION"; cat scripts/tansu/*.patch; } | sha256sum | cut -d' ' -f1)
+    if [[ ! -x $tansu || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+        log "building the tansu broker $TANSU_VERSION (patched: scripts/tansu) into $CACHE/tansu (15-30 minutes)"
+        src="$CACHE/tansu-src"
+        rm -rf "$src"
+        mkdir -p "$src/fetch/src"
+        # The source of tansu-broker, from the registry, by way of a throwaway package.
+        printf '%s\n' '[package]' 'name = "vigie-tansu-fetch"' 'version = "0.0.0"' \
+            'edition = "2021"' 'publish = false' '[dependencies]' \
+            "tansu-broker = \"=$TANSU_VERSION\"" '[workspace]' >"$src/fetch/Cargo.toml"
+        touch "$src/fetch/src/lib.rs"
+        cargo metadata --quiet --format-version 1 --manifest-path "$src/fetch/Cargo.toml" \
+            >"$src/metadata.json"
+        broker_src=$("$VENV/bin/python" -c 'import json, os, sys
+packages = json.load(open(sys.argv[1]))["packages"]
+print(next(os.path.dirname(p["manifest_path"]) for p in packages if p["name"] == "tansu-broker"))' \
+            "$src/metadata.json")
+        cp -r "$broker_src" "$src/tansu-broker"
+        chmod -R u+w "$src"
+        for p in scripts/tansu/*.patch; do
+            log "applying $p"
+            if command -v patch >/dev/null; then
+                patch --quiet -d "$src/tansu-broker" -p1 <"$p"
+            else # git apply, kept from looking for a repository above the source
+                (cd "$src/tansu-broker" && GIT_CEILING_DIRECTORIES="$src" git apply -p1 "$OLDPWD/$p")
+            fi
+        done
+        # tansu's own Cargo.lock pins every dependency (--locked); tansu-broker comes from $src.
         CARGO_TARGET_DIR="$CACHE/tansu-target" cargo install tansu --version "$TANSU_VERSION" \
-            --locked --features dynostore,libsql --root "$CACHE/tansu"
-        rm -rf "$CACHE/tansu-target"
+            --locked --features dynostore,libsql --root "$CACHE/tansu" --force \
+            --config "patch.crates-io.tansu-broker.path=\"$src/tansu-broker\""
+        echo "$want" >"$stamp"
+        rm -rf "$CACHE/tansu-target" "$src"
     fi
 fi

@@ -18,7 +18,6 @@ mod common;
 use common::{analyst, vigie, Serve};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vigie_index::PostIndex;
 use vigie_ingest::Item;
@@ -186,31 +185,6 @@ async fn a_replayed_deletion_removes_the_post_for_good_and_the_api_shows_its_lin
     assert_eq!((index.num_docs(), index.num_deletions().unwrap()), (1, 1));
 }
 
-fn stage(data: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("VIGIE_MODEL_DIR", common::model_dir())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a stage")
-}
-
-fn terminate(mut child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "stage did not stop within 60s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits until the indexer's last commit has consumed `n` messages of the scored topic.
 fn wait_consumed(dir: &Path, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -286,8 +260,8 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
         .unwrap();
 
     let brokers = broker.address.as_str();
-    let analyse = stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = stage(
+    let analyse = common::stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index = common::stage(
         data.path(),
         &["index", "--brokers", brokers, "--batch", "5"],
     );
@@ -299,8 +273,8 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
         raw.publish(&e).await.unwrap();
     }
     wait_consumed(&index_dir, (N + 6) as i64);
-    terminate(analyse);
-    terminate(index);
+    common::terminate(analyse);
+    common::terminate(index);
 
     let index = PostIndex::open(&index_dir).unwrap();
     let survivors: Vec<usize> = (0..N).filter(|n| !gone.contains(n)).chain([50]).collect();
@@ -386,7 +360,7 @@ async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
         }
         scored.publish(&e).await.unwrap();
     }
-    let index = stage(
+    let index = common::stage(
         data.path(),
         &[
             "index",
@@ -406,7 +380,7 @@ async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    terminate(index);
+    common::terminate(index);
 
     let index = PostIndex::open(&index_dir).unwrap();
     for n in 0..5 {

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigie_record::bus::{BusConfig, Publisher, Subscriber};
@@ -15,14 +15,8 @@ use vigie_record::bus::{BusConfig, Publisher, Subscriber};
 const TOPIC: &str = "vigie.posts.scored";
 const N: usize = 2000;
 
-fn indexer(broker: &str, data: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["index", "--brokers", broker, "--batch", "50"])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start vigie index")
+fn indexer(broker: &str, data: &Path) -> common::Stage {
+    common::stage(data, &["index", "--brokers", broker, "--batch", "50"])
 }
 
 fn docs(data: &Path) -> u64 {
@@ -80,16 +74,13 @@ async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
     let data = tempfile::tempdir().unwrap();
     let mut first = indexer(&broker.address, data.path());
     let at_kill = wait_for(data.path(), |n| n >= 50, Duration::from_secs(120));
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    first.kill(); // SIGKILL
     assert!(at_kill <= N as u64);
 
-    let mut second = indexer(&broker.address, data.path());
+    let second = indexer(&broker.address, data.path());
     wait_for(data.path(), |n| n >= N as u64, Duration::from_secs(180));
     // SIGTERM: finish, commit, exit 0.
-    unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
-    let status = second.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    common::terminate(second);
 
     let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
     assert_eq!(index.num_docs(), N as u64, "exactly one document per post");

@@ -2,13 +2,14 @@
 //! model) -> `vigie index`; every post indexed once, scored, with the coordinates where it
 //! entered Kafka; a poison message goes to the dead-letter topic and the posts around it are
 //! indexed; SIGTERM stops both stages with exit code 0. An analyse worker killed with SIGKILL
-//! mid-stream and restarted loses nothing and duplicates nothing in the index; poison messages,
-//! a 10 MB post among them, are dead-lettered with their reasons.
+//! mid-stream and restarted loses nothing and duplicates nothing in the index; two workers split
+//! the partitions and, one killed, the other takes over its partitions; poison messages, a
+//! 10 MB post among them, are dead-lettered with their reasons. The stages are real `vigie`
+//! processes; their logs are in the test's data directory (see `common::stage`).
 
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vigie_record::bus::{BusConfig, Publisher};
 
@@ -18,24 +19,28 @@ const N: usize = 60;
 fn wait_docs(dir: &Path, n: usize, limit: Duration) -> u64 {
     let deadline = Instant::now() + limit;
     loop {
+        let mut docs = 0;
         if dir.join("meta.json").is_file() {
-            let docs = vigie_index::PostIndex::open(dir).unwrap().num_docs();
+            docs = vigie_index::PostIndex::open(dir).unwrap().num_docs();
             if docs >= n as u64 {
                 return docs;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "fewer than {n} documents after {limit:?}"
+            "{docs} documents, fewer than {n}, after {limit:?}; the stages' logs:\n{}",
+            dir.parent()
+                .map(common::stage_log_tails)
+                .unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// Publishes `n` posts, one in three a danger report, to the raw topic.
-async fn publish_posts(bus: &BusConfig, n: usize) {
+/// Publishes posts number `posts`, one in three a danger report, to the raw topic.
+async fn publish_posts(bus: &BusConfig, posts: std::ops::Range<usize>) {
     let raw = Publisher::new(bus, "vigie.posts.raw").unwrap();
-    for i in 0..n {
+    for i in posts {
         raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
             .await
             .unwrap();
@@ -50,50 +55,6 @@ fn text(i: usize) -> String {
     }
 }
 
-/// Starts a stage; its log goes to `$VIGIE_TEST_LOGS/<pid>.log` when that is set, else nowhere.
-fn stage(data: &Path, args: &[&str]) -> Child {
-    let log = std::env::var_os("VIGIE_TEST_LOGS").map(std::path::PathBuf::from);
-    let stderr = match &log {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).unwrap();
-            let name = format!("{}-{}.log", args[0], std::process::id());
-            Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join(name))
-                    .unwrap(),
-            )
-        }
-        None => Stdio::null(),
-    };
-    Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("VIGIE_MODEL_DIR", common::model_dir())
-        .stderr(stderr)
-        .spawn()
-        .expect("start a stage")
-}
-
-fn terminate(mut child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stage did not stop within 60s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
     let broker = common::Broker::start();
@@ -105,7 +66,7 @@ async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
     )
     .await
     .unwrap();
-    publish_posts(&bus, N / 2).await;
+    publish_posts(&bus, 0..N / 2).await;
     let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
     raw.send("poison", br#"{"post": {"id": 1}}"#).await.unwrap();
     for i in N / 2..N {
@@ -116,8 +77,8 @@ async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address.as_str();
-    let analyse = stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = stage(
+    let analyse = common::stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index = common::stage(
         data.path(),
         &["index", "--brokers", brokers, "--batch", "20"],
     );
@@ -135,8 +96,8 @@ async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    terminate(analyse);
-    terminate(index);
+    common::terminate(analyse);
+    common::terminate(index);
 
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), N as u64);
@@ -159,37 +120,102 @@ async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
     }
 }
 
+/// The Prometheus text of the stage whose `/metrics` listens on `port`; empty while it does not.
+async fn scrape(port: u16) -> String {
+    match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// How many partitions of the raw topic an analyse worker reads now, by its `/metrics`, once
+/// `done` holds of that number; panics after `limit` with the logs of the stages under `data`.
+async fn wait_assigned(
+    data: &Path,
+    port: u16,
+    limit: Duration,
+    done: impl Fn(usize) -> bool,
+) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = scrape(port).await;
+        let assigned = common::series(
+            &text,
+            "vigie_stage_partitions_assigned",
+            &[("stage", "analyse")],
+        );
+        if let Some(n) = assigned.map(|n| n as usize).filter(|&n| done(n)) {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker on :{port} reads {assigned:?} partitions after {limit:?}; the stages' \
+             logs:\n{}",
+            common::stage_log_tails(data)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies() {
-    const M: usize = 200;
+    const M: usize = 300;
+    const PARTITIONS: usize = 4;
     let broker = common::Broker::start();
     let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
     bus.ensure_topics(
         &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        4,
+        PARTITIONS as i32,
     )
     .await
     .unwrap();
-    publish_posts(&bus, M).await;
+    publish_posts(&bus, 0..M / 2).await;
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address.as_str();
-    let mut first = stage(data.path(), &["analyse", "--brokers", brokers]);
-    let second = stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = stage(
+    let index = common::stage(
         data.path(),
         &["index", "--brokers", brokers, "--batch", "20"],
     );
-    let index_dir = data.path().join("index");
-    // Both work; once some posts are through, one worker dies without warning.
-    wait_docs(&index_dir, 20, Duration::from_secs(300));
-    first.kill().unwrap();
-    first.wait().unwrap();
-    // The survivor takes over the dead worker's partitions: every post arrives, once.
-    wait_docs(&index_dir, M, Duration::from_secs(300));
-    terminate(second);
-    terminate(index);
-    let index = vigie_index::PostIndex::open(&index_dir).unwrap();
+    let analyse = |port: u16| {
+        let metrics = format!("127.0.0.1:{port}");
+        common::stage(
+            data.path(),
+            &["analyse", "--brokers", brokers, "--metrics", &metrics],
+        )
+    };
+    // The first worker is alone in the group: it reads every partition.
+    let (first_port, second_port) = (common::free_port(), common::free_port());
+    let mut first = analyse(first_port);
+    let limit = Duration::from_secs(300);
+    wait_assigned(data.path(), first_port, limit, |n| n == PARTITIONS).await;
+    // A second joins: the group re-forms and the two split the partitions.
+    let second = analyse(second_port);
+    let share = wait_assigned(data.path(), second_port, limit, |n| n > 0).await;
+    assert!(share < PARTITIONS, "the second worker took all {share}");
+    wait_assigned(data.path(), first_port, limit, |n| n == PARTITIONS - share).await;
+    // The first dies without warning (it was the group's leader, too), and more posts come on
+    // every partition: the survivor takes over the dead worker's partitions, and every post
+    // arrives, once.
+    first.kill();
+    publish_posts(&bus, M / 2..M).await;
+    wait_assigned(data.path(), second_port, limit, |n| n == PARTITIONS).await;
+    wait_docs(&data.path().join("index"), M, Duration::from_secs(300));
+    // Every post published after the death was read by the survivor, those on the dead
+    // worker's partitions included.
+    let text = scrape(second_port).await;
+    let read = common::series(
+        &text,
+        "vigie_stage_messages_in_total",
+        &[("stage", "analyse")],
+    );
+    assert!(
+        read >= Some((M - M / 2) as f64),
+        "the survivor read {read:?} posts"
+    );
+    common::terminate(second);
+    common::terminate(index);
+    let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
     for i in 0..M {
         let id = vigie_record::VigieId::derive("mastodon", &i.to_string());
@@ -212,12 +238,12 @@ async fn the_stages_ride_out_a_broker_restart() {
     )
     .await
     .unwrap();
-    publish_posts(&bus, M / 2).await;
+    publish_posts(&bus, 0..M / 2).await;
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address.clone();
-    let analyse = stage(data.path(), &["analyse", "--brokers", &brokers]);
-    let index = stage(
+    let analyse = common::stage(data.path(), &["analyse", "--brokers", &brokers]);
+    let index = common::stage(
         data.path(),
         &["index", "--brokers", &brokers, "--batch", "10"],
     );
@@ -226,15 +252,10 @@ async fn the_stages_ride_out_a_broker_restart() {
     // The broker goes away for a few seconds, then comes back with its data.
     let broker = broker.restart(Duration::from_secs(3));
     let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
-    for i in M / 2..M {
-        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
-            .await
-            .unwrap();
-    }
+    publish_posts(&bus, M / 2..M).await;
     wait_docs(&index_dir, M, Duration::from_secs(300));
-    terminate(analyse);
-    terminate(index);
+    common::terminate(analyse);
+    common::terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
 }
@@ -268,20 +289,19 @@ async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once
     )
     .await
     .unwrap();
-    publish_posts(&bus, M).await;
+    publish_posts(&bus, 0..M).await;
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address.as_str();
-    let index = stage(
+    let index = common::stage(
         data.path(),
         &["index", "--brokers", brokers, "--batch", "20"],
     );
-    let mut worker = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let mut worker = common::stage(data.path(), &["analyse", "--brokers", brokers]);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, 20, Duration::from_secs(300));
     // SIGKILL: no chance to commit the batch in flight.
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    worker.kill();
     // Once the indexer has taken in all the worker had published, the stream is not done.
     let at_kill = settled_docs(&index_dir, Duration::from_secs(3));
     assert!(
@@ -292,10 +312,10 @@ async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once
     // member's session (10 s) has expired: tansu 0.6 keeps a member that joins earlier waiting
     // for the dead one for ever (Kafka would rebalance when the session expires).
     std::thread::sleep(Duration::from_secs(12));
-    let worker = stage(data.path(), &["analyse", "--brokers", brokers]);
+    let worker = common::stage(data.path(), &["analyse", "--brokers", brokers]);
     wait_docs(&index_dir, M, Duration::from_secs(600));
-    terminate(worker);
-    terminate(index);
+    common::terminate(worker);
+    common::terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
     for i in 0..M {
@@ -329,7 +349,7 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
     )
     .await
     .unwrap();
-    publish_posts(&bus, M / 2).await;
+    publish_posts(&bus, 0..M / 2).await;
     let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
     let huge =
         vigie_record::fixtures::envelope("huge", &"fire! ".repeat((10 << 20) / 6 + 1)).to_json();
@@ -354,15 +374,15 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address.as_str();
-    let analyse = stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = stage(
+    let analyse = common::stage(data.path(), &["analyse", "--brokers", brokers]);
+    let index = common::stage(
         data.path(),
         &["index", "--brokers", brokers, "--batch", "10"],
     );
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, M, Duration::from_secs(300));
-    terminate(analyse);
-    terminate(index);
+    common::terminate(analyse);
+    common::terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "the good posts, and only they");
     for i in 0..M {

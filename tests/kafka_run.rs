@@ -23,22 +23,6 @@ impl Drop for Process {
     }
 }
 
-/// The sum of the values of the `name` series whose labels include every one of `labels`, or
-/// `None` when there is no such series.
-fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
 /// Posts of the sample stream the test replays (its first ones): enough for batches on every
 /// partition, few enough for the real model on two cores.
 const POSTS: usize = 80;
@@ -160,13 +144,13 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         assert!(content_type.starts_with("text/plain"), "{content_type}");
         let text = response.text().await.unwrap();
         let lag = |stage| {
-            series(
+            common::series(
                 &text,
                 "vigie_stage_consumer_lag_messages",
                 &[("stage", stage)],
             )
         };
-        let out = series(
+        let out = common::series(
             &text,
             "vigie_stage_messages_out_total",
             &[("stage", "index")],
@@ -183,7 +167,7 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let count = |name: &str, stage: &str| series(&text, name, &[("stage", stage)]);
+    let count = |name: &str, stage: &str| common::series(&text, name, &[("stage", stage)]);
     let n = lines.len() as f64;
     // The analyse worker read every post and the poison message, scored the posts, and
     // dead-lettered the poison; the indexer read and wrote every scored post.

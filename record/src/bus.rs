@@ -32,8 +32,11 @@
 
 use crate::{Envelope, KafkaCoords};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -249,7 +252,7 @@ pub struct Delivery {
 
 /// A consumer-group member that commits explicit offsets only.
 pub struct Subscriber {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupLog>,
     /// For [`Subscriber::assigned`]: the positions it started from; `None` for a group member.
     start: Option<std::collections::BTreeMap<i32, i64>>,
 }
@@ -269,18 +272,45 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
+/// The consumer's context: logs every change of assignment (which partitions this member
+/// gained or lost, at which offsets), so that a stage's log says who read what when.
+pub struct GroupLog;
+
+impl ClientContext for GroupLog {}
+
+impl ConsumerContext for GroupLog {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let describe = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(partitions = %describe(list), "consumer group: assigned")
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(partitions = %describe(list), "consumer group: revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!("consumer group: rebalance failed: {e}"),
+        }
+    }
+}
+
 impl Subscriber {
     /// Joins consumer group `group` and subscribes to `topics`. A group with no committed
     /// offset starts from the earliest message.
     pub fn new(config: &BusConfig, group: &str, topics: &[&str]) -> Result<Self, BusError> {
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer<GroupLog> = config
             .consumer_client()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .create()?;
+            .create_with_context(GroupLog)?;
         consumer.subscribe(topics)?;
         Ok(Subscriber {
             consumer,
@@ -297,12 +327,12 @@ impl Subscriber {
         topic: &str,
         positions: &std::collections::BTreeMap<i32, i64>,
     ) -> Result<Self, BusError> {
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer<GroupLog> = config
             .consumer_client()
             .set("group.id", "vigie-unused")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .create()?;
+            .create_with_context(GroupLog)?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let mut list = TopicPartitionList::new();
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
@@ -384,6 +414,12 @@ impl Subscriber {
             });
         }
         Ok(lags)
+    }
+
+    /// How many partitions this consumer reads now: its share of the group's, or those given
+    /// to [`Subscriber::assigned`].
+    pub fn assigned_partitions(&self) -> Result<usize, BusError> {
+        Ok(self.consumer.assignment()?.count())
     }
 
     /// Commits, synchronously, that every message up to and including `coords` is done.

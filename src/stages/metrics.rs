@@ -13,6 +13,7 @@
 //! | `vigie_stage_in_flight_messages_peak` | gauge | the highest `in_flight` since start |
 //! | `vigie_stage_in_flight_messages_bound` | gauge | the most `in_flight` can be, by configuration |
 //! | `vigie_stage_consumer_lag_messages` | gauge | per `topic` and `partition`: high watermark minus position |
+//! | `vigie_stage_partitions_assigned` | gauge | partitions of the input topic the stage reads now (a group member's share; 0: idle) |
 //!
 //! and, for the process, `vigie_peak_resident_memory_bytes` (Linux `VmHWM`) and the standard
 //! `process_*` series (resident memory, CPU, open files). A message counted in `in` is, once
@@ -46,6 +47,7 @@ pub struct Metrics {
     in_flight_peak: IntGaugeVec,
     in_flight_bound: IntGaugeVec,
     lag: IntGaugeVec,
+    assigned: IntGaugeVec,
     peak_rss: IntGauge,
 }
 
@@ -131,6 +133,11 @@ impl Metrics {
                 "High watermark minus the consumer's position, per partition.",
                 &["stage", "topic", "partition"],
             ),
+            assigned: gauge(
+                "vigie_stage_partitions_assigned",
+                "Partitions of the input topic assigned to the stage now.",
+                stage,
+            ),
             peak_rss: registered(
                 &r,
                 IntGauge::new(
@@ -157,6 +164,7 @@ impl Metrics {
             in_flight_bound: self.in_flight_bound.with_label_values(&[stage]),
             lag: self.lag.clone(),
             lag_partitions: Arc::default(),
+            assigned: self.assigned.with_label_values(&[stage]),
         }
     }
 
@@ -199,6 +207,7 @@ pub struct StageMetrics {
     in_flight_bound: IntGauge,
     lag: IntGaugeVec,
     lag_partitions: Arc<Mutex<BTreeSet<(String, String)>>>,
+    assigned: IntGauge,
 }
 
 impl std::fmt::Debug for StageMetrics {
@@ -272,16 +281,26 @@ impl StageMetrics {
         *known = now;
     }
 
-    /// Measures `subscriber`'s lag every [`LAG_EVERY`] until the returned guard is dropped.
+    /// Measures `subscriber`'s lag and counts its partitions every [`LAG_EVERY`] until the
+    /// returned guard is dropped.
     pub fn watch_lag(&self, subscriber: Arc<Subscriber>) -> LagWatch {
         let metrics = self.clone();
         LagWatch(tokio::spawn(async move {
             loop {
                 let s = subscriber.clone();
-                match tokio::task::spawn_blocking(move || s.lag(Duration::from_secs(5))).await {
-                    Ok(Ok(lags)) => metrics.set_lag(&lags),
-                    Ok(Err(e)) => tracing::debug!("measuring the consumer lag: {e}"),
-                    Err(_) => return,
+                let measured = tokio::task::spawn_blocking(move || {
+                    (s.assigned_partitions(), s.lag(Duration::from_secs(5)))
+                });
+                let Ok((assigned, lags)) = measured.await else {
+                    return;
+                };
+                match assigned {
+                    Ok(n) => metrics.assigned.set(n as i64),
+                    Err(e) => tracing::debug!("counting the assigned partitions: {e}"),
+                }
+                match lags {
+                    Ok(lags) => metrics.set_lag(&lags),
+                    Err(e) => tracing::debug!("measuring the consumer lag: {e}"),
                 }
                 tokio::time::sleep(LAG_EVERY).await;
             }

@@ -233,3 +233,100 @@ pub fn serve_static(content_type: &'static str, body: &'static str) -> String {
     });
     format!("http://{addr}")
 }
+
+/// The sum of the Prometheus series `name` in `text` (the text exposition format) whose labels
+/// include `labels`; `None` when there is none.
+pub fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Starts `vigie --data-dir DATA ARGS...` (a pipeline stage). Its log (stderr) goes to
+/// `DATA/logs/<stage>-<pid>-<n>.log`, or under `$VIGIE_TEST_LOGS` when that is set so that it
+/// outlives the test; [`stage_log_tails`] gives the ends of a test's logs for a failure message.
+pub fn stage(data: &Path, args: &[&str]) -> Stage {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::var_os("VIGIE_TEST_LOGS").map_or_else(|| data.join("logs"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join(format!("{}-{}-{n}.log", args[0], std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    STAGE_LOGS.lock().unwrap().push((data.to_path_buf(), log));
+    Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .current_dir(root())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("VIGIE_MODEL_DIR", model_dir())
+        .stderr(file)
+        .spawn()
+        .map(|child| Stage(Some(child)))
+        .expect("start a stage")
+}
+
+/// A running stage. Dropped (a failing test unwinding, say), it is killed: no test leaves a
+/// process behind.
+pub struct Stage(Option<Child>);
+
+impl Stage {
+    /// Kills the stage with SIGKILL, as a crash would, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The log of every stage this test binary started: (its data directory, its log file).
+static STAGE_LOGS: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// The last 30 lines of the log of every stage started with data directory `data`.
+pub fn stage_log_tails(data: &Path) -> String {
+    let mut out = String::new();
+    for (_, log) in STAGE_LOGS.lock().unwrap().iter().filter(|(d, _)| d == data) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out += &format!("--- {} (last 30 lines) ---\n", log.display());
+        for line in &lines[lines.len().saturating_sub(30)..] {
+            out += line;
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Stops a stage with SIGTERM and asserts that it exits with status 0 within 60 s.
+pub fn terminate(mut stage: Stage) {
+    let Some(mut child) = stage.0.take() else {
+        panic!("the stage was killed");
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stage did not stop within 60s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
