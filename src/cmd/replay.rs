@@ -30,7 +30,7 @@ use vigie_analyse::{Analyser, AnalyserConfig};
 use vigie_index::{PostIndex, Upsert};
 use vigie_ingest::replay::{self, Format, Speed};
 use vigie_ingest::{Item, Pseudonymiser};
-use vigie_record::bus::{BusConfig, Publisher};
+use vigie_record::bus::Publisher;
 use vigie_record::{Deletion, Envelope, ScoreState};
 
 /// The raw topic, as `vigie analyse --input` reads it by default.
@@ -231,7 +231,7 @@ fn to_kafka(
     progress: &ProgressBar,
 ) -> Result<Summary> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let bus = BusConfig::new(brokers);
+    let bus = config.bus(brokers);
     runtime
         .block_on(bus.ensure_topics(&[&args.topic], args.partitions))
         .with_context(|| format!("cannot reach topic {} at {brokers}", args.topic))?;
