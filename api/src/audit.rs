@@ -3,6 +3,7 @@
 
 use crate::access_log::ExportFilter;
 use crate::guard::Outcome;
+use crate::problem::AccessProblems;
 use crate::{AppState, Problem};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -57,9 +58,7 @@ fn parse_time(name: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>
     responses(
         (status = 200, description = "Entries, omitted entries, checkpoints and the seal, one JSON object per line", body = String, content_type = "application/jsonl"),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]

@@ -45,3 +45,34 @@ impl Modify for BearerToken {
 pub(crate) async fn get_openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_describes_the_problems_of_an_accountable_access() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut operations = 0;
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().unwrap() {
+                operations += 1;
+                for status in ["401", "403", "500"] {
+                    let response = &operation["responses"][status];
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{method} {path}: no {status} described"
+                    );
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path}: {status} is not a problem+json"
+                    );
+                }
+            }
+        }
+        assert_eq!(operations, 7, "every annotated handler is in the document");
+    }
+}

@@ -13,6 +13,7 @@
 
 use crate::access_log::Access;
 use crate::guard::Outcome;
+use crate::problem::AccessProblems;
 use crate::reviews::{Review, Verdict};
 use crate::users::Caller;
 use crate::{AppState, Problem};
@@ -257,7 +258,8 @@ async fn find(
     found.ok_or_else(|| not_found(id))
 }
 
-/// Post `id`; 410 when it was deleted at its source, 404 when the index never had it.
+/// Post `id`; 410 when it was deleted at its source, 404 when the index has no such post (never
+/// indexed, or removed by retention).
 async fn lookup(state: &AppState, id: &str) -> Result<vigie_record::Envelope, Problem> {
     find(state, id).await?.map_err(|record| gone(&record))
 }
@@ -272,9 +274,7 @@ async fn lookup(state: &AppState, id: &str) -> Result<vigie_record::Envelope, Pr
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The post was deleted at its source: its lineage, ending with the deletion, without the post", body = GonePost, content_type = "application/problem+json"),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]
@@ -426,9 +426,7 @@ pub struct ReviewRequest {
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The post was deleted at its source", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]
@@ -511,9 +509,7 @@ pub struct Alerts {
     responses(
         (status = 200, description = "The alerts", body = Alerts),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]

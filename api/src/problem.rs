@@ -18,6 +18,22 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// The answers, besides its own, of every endpoint that identifies its caller and logs the
+/// access: named once here for the OpenAPI description (`responses(..., AccessProblems)`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only described, never built: each handler answers with a `Problem`.
+pub enum AccessProblems {
+    /// No or unknown bearer token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller's role may not do this
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Failure, or the access could not be logged
+    #[response(status = 500, content_type = "application/problem+json")]
+    Failed(Problem),
+}
+
 impl Problem {
     /// A problem with `status`, `title` and `detail`.
     pub fn new(status: StatusCode, title: impl Into<String>, detail: impl Into<String>) -> Self {

@@ -22,6 +22,7 @@
 //!   `false` lists every post.
 
 use crate::guard::Outcome;
+use crate::problem::AccessProblems;
 use crate::{AppState, Problem};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -356,9 +357,7 @@ fn answer(
     responses(
         (status = 200, description = "One page of hits", body = SearchResponse),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad query, filter or cursor)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]
@@ -379,9 +378,7 @@ pub(crate) async fn get_search(
     responses(
         (status = 200, description = "One page of hits", body = SearchResponse),
         (status = 400, description = "Invalid request (missing purpose, unknown field, bad query, filter or cursor)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]
@@ -488,9 +485,7 @@ fn interval(value: Option<String>) -> Result<i64, Problem> {
     responses(
         (status = 200, description = "Counts per time bucket and category", body = Histogram),
         (status = 400, description = "Invalid request (missing purpose, unknown parameter, bad interval or filter)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not do this", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Failure, or the access could not be logged", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
     ),
     security(("bearer" = []))
 )]
