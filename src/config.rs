@@ -119,6 +119,15 @@ impl Config {
             .context("invalid configuration")
     }
 
+    /// The analyser's settings: the alert threshold and batch size of this configuration.
+    pub fn analyser_config(&self) -> vigie_analyse::AnalyserConfig {
+        vigie_analyse::AnalyserConfig {
+            alert_threshold: self.alert_threshold,
+            batch_size: self.batch_size,
+            ..Default::default()
+        }
+    }
+
     /// The Kafka settings for `brokers`, with the `[kafka]` properties.
     pub fn bus(&self, brokers: &str) -> vigie_record::bus::BusConfig {
         let mut bus = vigie_record::bus::BusConfig::new(brokers);

@@ -14,9 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use config::{Config, Overrides};
 use std::path::PathBuf;
-use vigie_analyse::{
-    Analyser, AnalyserConfig, Classifier, Encoder, ModelFiles, PrototypeScorer, Scorer, Taxonomy,
-};
+use vigie_analyse::{Analyser, Classifier, Encoder, ModelFiles, PrototypeScorer, Scorer, Taxonomy};
 use vigie_index::PostIndex;
 use vigie_ingest::Pseudonymiser;
 
@@ -349,14 +347,7 @@ fn main() -> Result<()> {
             queue,
             ..
         } => {
-            let analyser = Analyser::new(
-                scorer(&config)?,
-                AnalyserConfig {
-                    alert_threshold: config.alert_threshold,
-                    batch_size: config.batch_size,
-                    ..Default::default()
-                },
-            );
+            let analyser = analyser(&config)?;
             let metrics = stages::metrics::Metrics::new();
             let stage = stages::AnalyserConfig {
                 bus: config.bus(&brokers),
@@ -468,15 +459,7 @@ fn run(config: &Config, args: &RunArgs) -> Result<()> {
         tracing::warn!("no /metrics without --brokers: the metrics are the Kafka stages'");
     }
     let started = std::time::Instant::now();
-    let scorer = scorer(config)?;
-    let analyser = Analyser::new(
-        scorer,
-        AnalyserConfig {
-            alert_threshold: config.alert_threshold,
-            batch_size: config.batch_size,
-            ..Default::default()
-        },
-    );
+    let analyser = analyser(config)?;
     let index = PostIndex::open(&config.index_dir())?;
     let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
     let summary = pipeline::replay_into_index(
@@ -504,6 +487,11 @@ fn run(config: &Config, args: &RunArgs) -> Result<()> {
     }
     cmd::demo_access(config)?;
     serve_index(config, index, false)
+}
+
+/// The analyser of `config`: its [`scorer`] with [`Config::analyser_config`].
+fn analyser(config: &Config) -> Result<Analyser<Box<dyn Scorer>>> {
+    Ok(Analyser::new(scorer(config)?, config.analyser_config()))
 }
 
 /// The trained classifier of `config.heads`, or the prototype scorer when none is there.

@@ -35,7 +35,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use vigie_analyse::{AnalyseError, Analyser, AnalyserConfig, Scorer, Scores};
+use vigie_analyse::{AnalyseError, Analyser, Scorer, Scores};
 use vigie_index::PostIndex;
 use vigie_record::bus::Publisher;
 use vigie_record::{Envelope, VigieId};
@@ -147,14 +147,7 @@ pub fn run(
                 None => anyhow::bail!("the model scorer runs once"),
             },
         };
-        let analyser = Analyser::new(
-            scorer,
-            AnalyserConfig {
-                alert_threshold: config.alert_threshold,
-                batch_size: config.batch_size,
-                ..Default::default()
-            },
-        );
+        let analyser = Analyser::new(scorer, config.analyser_config());
         eprintln!("bench pipeline: {} posts, scorer {kind:?}...", posts.len());
         let index_dir = work.join(format!("{kind:?}").to_lowercase());
         std::fs::create_dir_all(&index_dir)

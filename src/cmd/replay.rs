@@ -26,7 +26,6 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
-use vigie_analyse::{Analyser, AnalyserConfig};
 use vigie_index::{PostIndex, Upsert};
 use vigie_ingest::replay::{self, Format, Speed};
 use vigie_ingest::{Item, Pseudonymiser};
@@ -157,14 +156,7 @@ fn to_index(
     items: Vec<Item>,
     progress: &ProgressBar,
 ) -> Result<Summary> {
-    let analyser = Analyser::new(
-        crate::scorer(config)?,
-        AnalyserConfig {
-            alert_threshold: config.alert_threshold,
-            batch_size: config.batch_size,
-            ..Default::default()
-        },
-    );
+    let analyser = crate::analyser(config)?;
     let index = PostIndex::open(&config.index_dir())?;
     let mut writer = index
         .writer()

@@ -20,7 +20,6 @@ use crate::RunArgs;
 use anyhow::{Context, Result};
 use std::future::Future;
 use tokio::sync::watch;
-use vigie_analyse::{Analyser, AnalyserConfig};
 use vigie_index::PostIndex;
 use vigie_ingest::Pseudonymiser;
 use vigie_record::bus::Publisher;
@@ -41,14 +40,7 @@ async fn once_set(mut flag: watch::Receiver<bool>) {
 
 /// Runs the pipeline over the brokers `brokers` until Ctrl-C or SIGTERM.
 pub fn run(config: &Config, args: &RunArgs, brokers: &str) -> Result<()> {
-    let analyser = Analyser::new(
-        crate::scorer(config)?,
-        AnalyserConfig {
-            alert_threshold: config.alert_threshold,
-            batch_size: config.batch_size,
-            ..Default::default()
-        },
-    );
+    let analyser = crate::analyser(config)?;
     let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
     let items = vigie_ingest::replay::read_jsonl(&args.input, &pseudonymiser)
         .with_context(|| format!("reading {}", args.input.display()))?;
