@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use vigie_index::PostIndex;
 use vigie_ingest::Item;
-use vigie_record::bus::{BusConfig, Publisher, Subscriber};
+use vigie_record::bus::{Publisher, Subscriber};
 use vigie_record::fixtures::{envelope, tombstone};
 use vigie_record::VigieId;
 
@@ -221,13 +221,7 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
     const N: usize = 12;
     let gone = [2, 5, 9];
     let broker = common::Broker::start();
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    bus.ensure_topics(
-        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        3,
-    )
-    .await
-    .unwrap();
+    let bus = broker.pipeline_bus(3).await;
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("capture.jsonl");
     let mut items: Vec<Item> = (0..N).map(post).collect();
@@ -338,7 +332,7 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
     let broker = common::Broker::start();
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    let bus = broker.bus();
     bus.ensure_topics(&["vigie.posts.scored", "vigie.deadletter"], 2)
         .await
         .unwrap();

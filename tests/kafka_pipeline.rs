@@ -59,13 +59,7 @@ fn text(i: usize) -> String {
 async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
     let broker = common::Broker::start();
     // One message per record batch (see tests/kafka_index.rs).
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    bus.ensure_topics(
-        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        3,
-    )
-    .await
-    .unwrap();
+    let bus = broker.pipeline_bus(3).await;
     publish_posts(&bus, 0..N / 2).await;
     let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
     raw.send("poison", br#"{"post": {"id": 1}}"#).await.unwrap();
@@ -162,13 +156,7 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
     const M: usize = 300;
     const PARTITIONS: usize = 4;
     let broker = common::Broker::start();
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    bus.ensure_topics(
-        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        PARTITIONS as i32,
-    )
-    .await
-    .unwrap();
+    let bus = broker.pipeline_bus(PARTITIONS as i32).await;
     publish_posts(&bus, 0..M / 2).await;
 
     let data = tempfile::tempdir().unwrap();
@@ -231,13 +219,7 @@ async fn the_stages_ride_out_a_broker_restart() {
     const M: usize = 60;
     let storage = tempfile::tempdir().unwrap();
     let broker = common::Broker::start_with("sqlite://tansu.db", storage.path().to_path_buf());
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    bus.ensure_topics(
-        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        2,
-    )
-    .await
-    .unwrap();
+    let bus = broker.pipeline_bus(2).await;
     publish_posts(&bus, 0..M / 2).await;
 
     let data = tempfile::tempdir().unwrap();
@@ -251,7 +233,7 @@ async fn the_stages_ride_out_a_broker_restart() {
     wait_docs(&index_dir, 10, Duration::from_secs(300));
     // The broker goes away for a few seconds, then comes back with its data.
     let broker = broker.restart(Duration::from_secs(3));
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
+    let bus = broker.bus();
     publish_posts(&bus, M / 2..M).await;
     wait_docs(&index_dir, M, Duration::from_secs(300));
     common::terminate(analyse);
@@ -282,13 +264,7 @@ fn settled_docs(dir: &Path, quiet: Duration) -> u64 {
 async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once() {
     const M: usize = 150;
     let broker = common::Broker::start();
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    bus.ensure_topics(
-        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        3,
-    )
-    .await
-    .unwrap();
+    let bus = broker.pipeline_bus(3).await;
     publish_posts(&bus, 0..M).await;
 
     let data = tempfile::tempdir().unwrap();
@@ -340,15 +316,10 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
     const M: usize = 40;
     let broker = common::Broker::start();
     // The producer must be allowed a 10 MB message (librdkafka's default limit is 1 MB).
-    let bus = BusConfig::new(&broker.address)
-        .set("batch.num.messages", "1")
+    let bus = broker
+        .pipeline_bus(3)
+        .await
         .set("message.max.bytes", &(16 << 20).to_string());
-    bus.ensure_topics(
-        &["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"],
-        3,
-    )
-    .await
-    .unwrap();
     publish_posts(&bus, 0..M / 2).await;
     let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
     let huge =

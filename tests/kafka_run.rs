@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vigie_record::bus::{BusConfig, Publisher};
+use vigie_record::bus::Publisher;
 
 /// Kills the process if the test fails before stopping it.
 struct Process(Child);
@@ -48,10 +48,8 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         .map(|v| format!("{}/{}", v["source"], v["id"]))
         .collect();
     let broker = common::Broker::start();
-    // One message per record batch (tansu; see tests/kafka_index.rs).
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    let topics = ["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"];
-    bus.ensure_topics(&topics, 3).await.unwrap();
+    let bus = broker.pipeline_bus(3).await;
+    let topics = common::PIPELINE_TOPICS;
     Publisher::new(&bus, topics[0])
         .unwrap()
         .send("poison", b"not an envelope")

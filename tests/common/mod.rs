@@ -5,6 +5,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use vigie_record::bus::BusConfig;
 
 /// The repository root (where `vigie.toml` and `fixtures/` are).
 pub fn root() -> PathBuf {
@@ -35,6 +36,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The pipeline's topics: raw posts, scored posts, dead letters.
+pub const PIPELINE_TOPICS: [&str; 3] =
+    ["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"];
+
 /// A tansu broker on 127.0.0.1, killed when dropped.
 pub struct Broker {
     child: Child,
@@ -54,6 +59,22 @@ impl Broker {
                 let home = std::env::var("HOME").expect("HOME");
                 Path::new(&home).join(".cache/vigie/tansu/bin/tansu")
             })
+    }
+
+    /// The bus to this broker, one message per record batch: tansu 0.6 serves a fetch only
+    /// from a batch's first offset, so a consumer restarted at an offset inside a batch would
+    /// wait there forever.
+    pub fn bus(&self) -> BusConfig {
+        BusConfig::new(&self.address).set("batch.num.messages", "1")
+    }
+
+    /// [`Broker::bus`], with the pipeline's topics created, `partitions` each.
+    pub async fn pipeline_bus(&self, partitions: i32) -> BusConfig {
+        let bus = self.bus();
+        bus.ensure_topics(&PIPELINE_TOPICS, partitions)
+            .await
+            .unwrap();
+        bus
     }
 
     /// Starts a broker that keeps its data in memory.
