@@ -367,11 +367,7 @@ impl HttpClient {
         };
         let parsed =
             reqwest::Url::parse(url).map_err(|e| error(FetchErrorKind::Other(e.to_string())))?;
-        let host = format!(
-            "{}:{}",
-            parsed.host_str().unwrap_or(""),
-            parsed.port_or_known_default().unwrap_or(0)
-        );
+        let host = rate_key(&parsed);
         let mut waits = Vec::new();
         let mut attempt = 0u32;
         loop {
@@ -459,11 +455,7 @@ impl HttpClient {
         };
         let parsed =
             reqwest::Url::parse(url).map_err(|e| error(FetchErrorKind::Other(e.to_string())))?;
-        let host = format!(
-            "{}:{}",
-            parsed.host_str().unwrap_or(""),
-            parsed.port_or_known_default().unwrap_or(0)
-        );
+        let host = rate_key(&parsed);
         self.limiter.until_key_ready(&host).await;
         let mut request = self.stream_client.get(parsed);
         for (name, value) in headers {
@@ -560,6 +552,15 @@ fn classify(e: &reqwest::Error) -> FetchErrorKind {
     } else {
         FetchErrorKind::Other(message)
     }
+}
+
+/// The key of `url`'s host in the per-host rate limiter: `host:port`.
+fn rate_key(url: &reqwest::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 #[cfg(test)]

@@ -22,10 +22,9 @@
 //!   `bsky.app` URL; mentions are resolved to DIDs with the post's facets.
 //! - Other events (identity, account, other collections) only move the cursor.
 
-use crate::source::{Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
+use crate::source::{next_before, Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
 use crate::{lang, HandleContext, IngestError, Pseudonymiser};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -286,10 +285,7 @@ impl Source for Jetstream {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let committed: JetCursor = match cursor {
-            Some(c) => c.decode(&self.config.name)?,
-            None => JetCursor::default(),
-        };
+        let committed: JetCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
         let reusable = matches!(&self.connection, Some((_, reached, _)) if *reached == committed);
         if !reusable {
             let url = self.subscribe_url(&committed);
@@ -314,17 +310,13 @@ impl Source for Jetstream {
         let mut closed: Option<String> = None;
         let mut events = 0usize;
         while events < self.config.batch_size {
-            let message = match tokio::time::timeout_at(deadline, socket.next()).await {
-                Err(_) => break,
-                Ok(None) => {
-                    closed = Some("the server closed the stream".into());
+            let message = match next_before(&mut socket, deadline).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(why) => {
+                    closed = Some(why);
                     break;
                 }
-                Ok(Some(Err(e))) => {
-                    closed = Some(format!("stream failed: {e}"));
-                    break;
-                }
-                Ok(Some(Ok(message))) => message,
             };
             let text = match message {
                 Message::Text(text) => text,

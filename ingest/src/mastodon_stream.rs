@@ -41,7 +41,7 @@
 
 use crate::http::{backoff_delay, HttpClient};
 use crate::mastodon::{cmp_ids, Mastodon, MastodonConfig, Status};
-use crate::source::{Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
+use crate::source::{next_before, Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
 use crate::state::{Gap, GapKind};
 use crate::{IngestError, Pseudonymiser};
 use chrono::{DateTime, Utc};
@@ -386,10 +386,7 @@ impl Source for MastodonStream {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let committed: StreamCursor = match cursor {
-            Some(c) => c.decode(&self.config.name)?,
-            None => StreamCursor::default(),
-        };
+        let committed: StreamCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
         let url = self.stream_url();
         let mut batch = Batch::default();
         let reusable = self
@@ -445,17 +442,13 @@ impl Source for MastodonStream {
         let mut closed: Option<String> = None;
         let mut count = 0usize;
         while count < self.config.batch_size {
-            let event = match tokio::time::timeout_at(deadline, events.next()).await {
-                Err(_) => break,
-                Ok(None) => {
-                    closed = Some("the server closed the stream".into());
+            let event = match next_before(&mut events, deadline).await {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(why) => {
+                    closed = Some(why);
                     break;
                 }
-                Ok(Some(Err(e))) => {
-                    closed = Some(format!("stream failed: {e}"));
-                    break;
-                }
-                Ok(Some(Ok(event))) => event,
             };
             count += 1;
             self.empty_drops = 0;

@@ -255,10 +255,7 @@ impl Source for Reddit {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let cursor: RedditCursor = match cursor {
-            Some(c) => c.decode(&self.config.name)?,
-            None => RedditCursor::default(),
-        };
+        let cursor: RedditCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
         let mut batch = Batch::default();
         let mut pages = Vec::new();
         match &cursor.newest {

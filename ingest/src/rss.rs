@@ -158,10 +158,7 @@ impl Source for Feed {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let cursor: FeedCursor = match cursor {
-            Some(c) => c.decode(&self.config.name)?,
-            None => FeedCursor::default(),
-        };
+        let cursor: FeedCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
         let mut headers = Vec::new();
         if let Some(v) = cursor
             .etag

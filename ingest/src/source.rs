@@ -31,6 +31,15 @@ impl Cursor {
         Cursor(serde_json::to_value(value).unwrap_or(serde_json::Value::Null))
     }
 
+    /// Decodes `cursor` as a source's own cursor type, or its default (a first poll) when there
+    /// is none; the error names the source.
+    pub fn decode_or_default<T: serde::de::DeserializeOwned + Default>(
+        cursor: Option<&Cursor>,
+        source: &str,
+    ) -> Result<T, IngestError> {
+        cursor.map_or_else(|| Ok(T::default()), |c| c.decode(source))
+    }
+
     /// Decodes a source's own cursor type; the error names the source.
     pub fn decode<T: serde::de::DeserializeOwned>(&self, source: &str) -> Result<T, IngestError> {
         serde_json::from_value(self.0.clone()).map_err(|e| IngestError::Malformed {
@@ -141,5 +150,20 @@ impl FetchInfo {
             content_sha256: vigie_record::content_sha256(raw),
             matched: Some(self.matched.clone()),
         }
+    }
+}
+
+/// The next message of a long-lived stream (a WebSocket, server-sent events) if one comes
+/// before `deadline`: `Ok(None)` at the deadline, `Err(why)` when the stream ended or failed
+/// (the caller then reconnects).
+pub(crate) async fn next_before<T, E: std::fmt::Display>(
+    stream: &mut (impl futures_util::Stream<Item = Result<T, E>> + Unpin),
+    deadline: tokio::time::Instant,
+) -> Result<Option<T>, String> {
+    match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(stream)).await {
+        Err(_) => Ok(None),
+        Ok(None) => Err("the server closed the stream".into()),
+        Ok(Some(Err(e))) => Err(format!("stream failed: {e}")),
+        Ok(Some(Ok(message))) => Ok(Some(message)),
     }
 }
