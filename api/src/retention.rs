@@ -62,6 +62,19 @@ pub struct RetentionReport {
     pub log: PathBuf,
 }
 
+impl RetentionReport {
+    /// The report of deleting `deleted`, created before `cutoff`, logged under `data_dir`.
+    fn new(data_dir: &Path, cutoff: DateTime<Utc>, deleted: Vec<String>) -> Self {
+        RetentionReport {
+            cutoff,
+            deleted,
+            log: data_dir
+                .join(RETENTION_LOG_DIR)
+                .join(crate::access_log::FILE_NAME),
+        }
+    }
+}
+
 /// Deletes from `index` every post created more than `retention_days` before `now`, after
 /// logging the deletion batches in `<data_dir>/retention-log/` signed with `key`.
 pub async fn enforce(
@@ -72,8 +85,6 @@ pub async fn enforce(
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, RetentionError> {
     let cutoff = now - Duration::days(i64::from(retention_days));
-    let dir = data_dir.join(RETENTION_LOG_DIR);
-    let log_path = dir.join(crate::access_log::FILE_NAME);
     let index = index.clone();
     let (mut writer, deleted, payload) = tokio::task::spawn_blocking(move || {
         let mut writer = index.writer()?;
@@ -83,11 +94,7 @@ pub async fn enforce(
     })
     .await
     .map_err(|e| RetentionError::Task(e.to_string()))??;
-    let report = RetentionReport {
-        cutoff,
-        deleted,
-        log: log_path,
-    };
+    let report = RetentionReport::new(data_dir, cutoff, deleted);
     if report.deleted.is_empty() {
         return Ok(report);
     }
@@ -133,14 +140,7 @@ pub async fn enforce_with(
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, RetentionError> {
     let cutoff = now - Duration::days(i64::from(retention_days));
-    let deleted = index.created_before(cutoff)?;
-    let report = RetentionReport {
-        cutoff,
-        deleted,
-        log: data_dir
-            .join(RETENTION_LOG_DIR)
-            .join(crate::access_log::FILE_NAME),
-    };
+    let report = RetentionReport::new(data_dir, cutoff, index.created_before(cutoff)?);
     if report.deleted.is_empty() {
         return Ok(report);
     }
