@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
 use vigie_index::PostIndex;
 
 const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -41,27 +39,6 @@ fn serve_feed() -> String {
     format!("{base}/rss/alertes.xml")
 }
 
-fn vigie(data: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("VIGIE_MODEL_DIR", common::model_dir())
-        .output()
-        .expect("run vigie");
-    assert!(
-        out.status.success(),
-        "vigie {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
     let data = tempfile::tempdir().unwrap();
@@ -80,7 +57,7 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
         all.push(sources.to_str().unwrap());
         all.extend(["--out", out_file.to_str().unwrap()]);
         all.extend(args);
-        stdout(&vigie(data.path(), &all))
+        common::vigie(data.path(), &all)
     };
     let first = capture(&["--for", "2s"]);
     assert!(
@@ -94,7 +71,7 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
     let items = vigie_ingest::capture::read(&out_file).unwrap();
     assert_eq!(items.len(), 2);
 
-    let status = stdout(&vigie(
+    let status = common::vigie(
         data.path(),
         &[
             "sources",
@@ -103,13 +80,13 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
             "--sources",
             sources.to_str().unwrap(),
         ],
-    ));
+    );
     let states: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(states[0]["name"], "prefecture-69");
     assert_eq!(states[0]["kind"], "rss");
     assert_eq!(states[0]["posts"], 2);
     assert_eq!(states[0]["skipped"], 1);
-    let text = stdout(&vigie(data.path(), &["sources", "status"]));
+    let text = common::vigie(data.path(), &["sources", "status"]);
     assert!(
         text.contains("prefecture-69 (rss)") && text.contains("2 posts"),
         "{text}"
@@ -118,7 +95,7 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
     // The capture replays into an index; a second replay upserts, it does not duplicate.
     let index = data.path().join("replayed");
     for _ in 0..2 {
-        let out = stdout(&vigie(
+        let out = common::vigie(
             data.path(),
             &[
                 "replay",
@@ -128,7 +105,7 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
                 "--index",
                 index.to_str().unwrap(),
             ],
-        ));
+        );
         assert!(out.contains("2 posts indexed"), "{out}");
     }
     assert_eq!(PostIndex::open(&index).unwrap().num_docs(), 2);
@@ -140,7 +117,7 @@ fn a_crisislex_csv_replays_into_the_index_at_a_scaled_pace() {
     let index = data.path().join("crisislex");
     let started = std::time::Instant::now();
     // The sample spans 4 days 21 hours: at 10^6 times real time, about 0.4 s of waiting.
-    let out = stdout(&vigie(
+    let out = common::vigie(
         data.path(),
         &[
             "replay",
@@ -150,7 +127,7 @@ fn a_crisislex_csv_replays_into_the_index_at_a_scaled_pace() {
             "--index",
             index.to_str().unwrap(),
         ],
-    ));
+    );
     assert!(out.contains("40 posts indexed"), "{out}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
     assert_eq!(PostIndex::open(&index).unwrap().num_docs(), 40);
