@@ -278,6 +278,24 @@ pub struct Played {
     pub batches: usize,
 }
 
+/// [`play`] on the real clock, from now.
+pub fn play_now<E>(
+    items: Vec<Item>,
+    speed: Speed,
+    batch_size: usize,
+    deliver: impl FnMut(Vec<Item>) -> Result<(), E>,
+) -> Result<Played, E> {
+    let start = std::time::Instant::now();
+    play(
+        items,
+        speed,
+        batch_size,
+        || start.elapsed(),
+        std::thread::sleep,
+        deliver,
+    )
+}
+
 /// Delivers `items` (in replay order) to `deliver` in batches of at most `batch_size`, each item
 /// no earlier than its [`Speed::offset`] after the start. `elapsed` says how long the replay has
 /// been running and `sleep` waits: the real clock in `vigie replay`, a fake one in tests.

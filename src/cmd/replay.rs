@@ -162,13 +162,10 @@ fn to_index(
         .writer()
         .context("cannot open the index for writing")?;
     let mut summary = Summary::default();
-    let clock = Instant::now();
-    replay::play(
+    replay::play_now(
         items,
         args.speed,
         config.batch_size,
-        || clock.elapsed(),
-        std::thread::sleep,
         |batch: Vec<Item>| -> Result<()> {
             let n = batch.len() as u64;
             // Posts are analysed together, then every item is applied in replay order.
@@ -229,13 +226,10 @@ fn to_kafka(
         .with_context(|| format!("cannot reach topic {} at {brokers}", args.topic))?;
     let publisher = Publisher::new(&bus, &args.topic)?;
     let mut summary = Summary::default();
-    let clock = Instant::now();
-    replay::play(
+    replay::play_now(
         items,
         args.speed,
         config.batch_size,
-        || clock.elapsed(),
-        std::thread::sleep,
         |batch: Vec<Item>| -> Result<()> {
             let messages: Vec<(String, Vec<u8>)> = batch
                 .iter()
