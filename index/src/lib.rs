@@ -30,7 +30,10 @@ mod writer;
 
 pub use deletion::DeletionRecord;
 pub use schema::CATEGORY_THRESHOLD;
-pub use search::{Cursor, Filters, Group, Hit, Member, SearchPage, SearchRequest, Sort, PINNED};
+pub use search::{
+    check_query_limits, Cursor, Filters, Group, Hit, Member, SearchPage, SearchRequest, Sort,
+    MAX_QUERY_BYTES, MAX_QUERY_DEPTH, PINNED,
+};
 pub use stats::Bucket;
 pub use writer::{IndexWriter, Upsert};
 
@@ -60,6 +63,10 @@ pub enum IndexError {
     /// A stored document could not be decoded.
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
+    /// The query text is too long or nested too deep to be parsed safely; the message says
+    /// which limit.
+    #[error("query refused: {0}")]
+    QueryLimit(String),
     /// A paging cursor is malformed, expired, or belongs to another search; the message says
     /// which and what to do.
     #[error("invalid cursor: {0}")]
@@ -89,6 +96,8 @@ pub struct PostIndex {
     fields: Fields,
     /// Snapshots kept for paging cursors (see [`search`]).
     pinned: Arc<Mutex<VecDeque<Searcher>>>,
+    /// The random key of the cursors' tags (see [`search`]), drawn at open.
+    cursor_key: std::collections::hash_map::RandomState,
 }
 
 impl PostIndex {
@@ -103,15 +112,19 @@ impl PostIndex {
             .map_err(|e| IndexError::Tantivy(e.into()))?;
         let index = Index::open_or_create(mmap, schema)?;
         schema::register_analysers(&index);
+        // Commits made by another process (`vigie index`, `vigie replay --index`) are picked up
+        // when tantivy's watcher sees `meta.json` change (it polls about twice a second); this
+        // handle's own commits are made visible at once by [`PostIndex::refresh`].
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
         Ok(PostIndex {
             index,
             reader,
             fields,
             pinned: Arc::default(),
+            cursor_key: std::collections::hash_map::RandomState::new(),
         })
     }
 

@@ -8,6 +8,19 @@
 //! cursor whose snapshot is no longer pinned, or used with another query, filter or order, is
 //! refused ([`IndexError::Cursor`]) rather than silently skipping or repeating hits.
 //!
+//! ## Cursors cannot be forged
+//! A cursor carries a tag: SipHash, keyed with a random key drawn when the index is opened, of
+//! its snapshot, position and fingerprint. A cursor whose tag does not match (a caller raised the
+//! position, or made one up) is refused before the index is touched, and a position past the end
+//! of its snapshot is refused too, so no request can make the collector allocate more than the
+//! index holds (tantivy allocates a page's top-k buffer up front: a position of 10^13 aborted the
+//! process). Cursors therefore do not survive a restart, like the pinned snapshots they name.
+//!
+//! ## Query limits
+//! The query text is parsed by a recursive parser: a query longer than [`MAX_QUERY_BYTES`] or
+//! nested deeper than [`MAX_QUERY_DEPTH`] is refused ([`IndexError::QueryLimit`]) before it is
+//! parsed, so that no query can overflow the stack of the thread that runs it.
+//!
 //! Within one order, ties are broken by document address, which is fixed within a snapshot.
 //!
 //! ## Collapsing near-duplicates
@@ -35,6 +48,41 @@ type Ranked = Vec<(f32, DocAddress)>;
 
 /// How many index snapshots stay pinned for cursors.
 pub const PINNED: usize = 8;
+
+/// The longest query text accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// The deepest nesting of parentheses accepted in a query.
+pub const MAX_QUERY_DEPTH: usize = 32;
+
+/// Refuses a query text the parser could not safely handle: too long, or nested too deep.
+/// Every `(` counts, even quoted or escaped: the lenient parser that names a syntax error's
+/// position may read a broken phrase as parentheses.
+pub fn check_query_limits(text: &str) -> Result<(), IndexError> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(IndexError::QueryLimit(format!(
+            "the query is {} bytes long; at most {MAX_QUERY_BYTES} are accepted",
+            text.len()
+        )));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in text.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_QUERY_DEPTH {
+        return Err(IndexError::QueryLimit(format!(
+            "the query nests parentheses {deepest} deep; at most {MAX_QUERY_DEPTH} are accepted"
+        )));
+    }
+    Ok(())
+}
 
 /// The order of hits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -101,20 +149,22 @@ impl SearchRequest {
     }
 }
 
-/// Where a page ended: opaque to callers (`c1.<snapshot>.<position>.<fingerprint>`, hex).
+/// Where a page ended: opaque to callers (`c2.<snapshot>.<position>.<fingerprint>.<tag>`,
+/// hex); the tag makes it unforgeable (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     generation: u64,
     offset: usize,
     fingerprint: u64,
+    tag: u64,
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "c1.{:x}.{:x}.{:016x}",
-            self.generation, self.offset, self.fingerprint
+            "c2.{:x}.{:x}.{:016x}.{:016x}",
+            self.generation, self.offset, self.fingerprint, self.tag
         )
     }
 }
@@ -130,19 +180,24 @@ impl std::str::FromStr for Cursor {
             ))
         };
         let mut parts = s.split('.');
-        if parts.next() != Some("c1") {
+        if parts.next() != Some("c2") {
             return Err(bad());
         }
         let mut next = || parts.next().and_then(|p| u64::from_str_radix(p, 16).ok());
-        let (generation, offset, fingerprint) = (
+        let (generation, offset, fingerprint, tag) = (
+            next().ok_or_else(bad)?,
             next().ok_or_else(bad)?,
             next().ok_or_else(bad)?,
             next().ok_or_else(bad)?,
         );
+        if parts.next().is_some() {
+            return Err(bad());
+        }
         Ok(Cursor {
             generation,
             offset: usize::try_from(offset).map_err(|_| bad())?,
             fingerprint,
+            tag,
         })
     }
 }
@@ -298,6 +353,7 @@ impl PostIndex {
     /// The query text parsed against both analysed text fields; a syntax error names its
     /// position.
     pub(crate) fn parse(&self, text: &str) -> Result<Box<dyn Query>, IndexError> {
+        check_query_limits(text)?;
         let parser =
             QueryParser::for_index(&self.index, vec![self.fields.text_en, self.fields.text_fr]);
         parser.parse_query(text).map_err(|e| {
@@ -390,10 +446,24 @@ impl PostIndex {
         }
     }
 
+    /// The tag of a cursor: keyed SipHash of what it names (see the module doc).
+    fn cursor_tag(&self, generation: u64, offset: usize, fingerprint: u64) -> u64 {
+        use std::hash::BuildHasher;
+        self.cursor_key
+            .hash_one((generation, offset as u64, fingerprint))
+    }
+
     /// Runs `request` and returns one page of hits.
     pub fn search_page(&self, request: &SearchRequest) -> Result<SearchPage, IndexError> {
         let fingerprint = request.fingerprint();
         if let Some(c) = &request.cursor {
+            if c.tag != self.cursor_tag(c.generation, c.offset, c.fingerprint) {
+                return Err(IndexError::Cursor(
+                    "this cursor was not made by this server (altered, or from before a \
+                     restart): search again without `cursor`"
+                        .into(),
+                ));
+            }
             if c.fingerprint != fingerprint {
                 return Err(IndexError::Cursor(
                     "this cursor belongs to another search (query, filters, order or limit \
@@ -405,7 +475,15 @@ impl PostIndex {
         let searcher = self.searcher_for(request.cursor.as_ref())?;
         let query = self.build_query(&request.query, &request.filters)?;
         let offset = request.cursor.map_or(0, |c| c.offset);
-        let limit = request.limit.max(1);
+        let size = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        if offset > size {
+            return Err(IndexError::Cursor(
+                "this cursor points past the end of its results: search again without `cursor`"
+                    .into(),
+            ));
+        }
+        // No page is larger than the snapshot: the collector's buffer is bounded by the index.
+        let limit = request.limit.clamp(1, size.max(1));
         let (total, addresses, next) = if request.collapse {
             self.collapsed(&searcher, query.as_ref(), request.sort, offset, limit)?
         } else {
@@ -414,10 +492,12 @@ impl PostIndex {
             let end = offset + addresses.len();
             (total, addresses, (end < total).then_some(end))
         };
+        let generation = searcher.generation().generation_id();
         let next = next.map(|offset| Cursor {
-            generation: searcher.generation().generation_id(),
+            generation,
             offset,
             fingerprint,
+            tag: self.cursor_tag(generation, offset, fingerprint),
         });
         let mut hits: Vec<Hit> = addresses
             .into_iter()
@@ -470,7 +550,13 @@ impl PostIndex {
         offset: usize,
         limit: usize,
     ) -> Result<(usize, Ranked, Option<usize>), IndexError> {
-        let mut want = offset + 4 * limit + 16;
+        let size = usize::try_from(searcher.num_docs())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let mut want = offset
+            .saturating_add(limit.saturating_mul(4))
+            .saturating_add(16)
+            .min(size);
         loop {
             let (total, docs) = self.ordered(searcher, query, sort, 0, want)?;
             let mut keys: HashMap<u32, Column<u64>> = HashMap::new();
@@ -499,7 +585,7 @@ impl PostIndex {
             if docs.len() >= total {
                 return Ok((total, page, None));
             }
-            want = want.saturating_mul(4);
+            want = want.saturating_mul(4).min(size);
         }
     }
 
@@ -896,5 +982,118 @@ mod tests {
             Err(IndexError::Cursor(_))
         ));
         assert!("c1.zz".parse::<Cursor>().is_err());
+    }
+
+    #[test]
+    fn a_forged_cursor_with_a_raised_offset_is_refused_not_an_abort() {
+        let posts: Vec<_> = (0..12)
+            .map(|n| post(n, &format!("fire {n}"), "en", "rss", 1, 0.5))
+            .collect();
+        let (_d, index) = index_of(&posts);
+        let request = SearchRequest {
+            query: "fire".into(),
+            limit: 5,
+            ..SearchRequest::default()
+        };
+        let next = index.search_page(&request).unwrap().next.unwrap();
+        // Raise the position to 10^13, keeping snapshot, fingerprint and tag as they were.
+        let text = next.to_string();
+        let parts: Vec<&str> = text.split('.').collect();
+        for forged in [
+            format!(
+                "c2.{}.{:x}.{}.{}",
+                parts[1],
+                10u64.pow(13),
+                parts[3],
+                parts[4]
+            ),
+            format!("c2.{}.{:x}.{}.{}", parts[1], 6, parts[3], parts[4]),
+        ] {
+            for collapse in [false, true] {
+                let forged_request = SearchRequest {
+                    cursor: Some(forged.parse().unwrap()),
+                    collapse,
+                    ..request.clone()
+                };
+                let e = index.search_page(&forged_request).unwrap_err();
+                assert!(
+                    matches!(&e, IndexError::Cursor(m) if m.contains("not made by this server")),
+                    "{e}"
+                );
+            }
+        }
+        // A cursor of another index handle (another process, or before a restart) is refused.
+        let reopened = PostIndex::open(_d.path()).unwrap();
+        let e = reopened
+            .search_page(&SearchRequest {
+                cursor: Some(next),
+                ..request.clone()
+            })
+            .unwrap_err();
+        assert!(matches!(e, IndexError::Cursor(_)), "{e}");
+        // The genuine cursor still works.
+        let page = index
+            .search_page(&SearchRequest {
+                cursor: Some(next),
+                ..request
+            })
+            .unwrap();
+        assert_eq!(page.hits.len(), 5);
+    }
+
+    #[test]
+    fn a_huge_limit_allocates_no_more_than_the_index_holds() {
+        let (_d, index) = index_of(&[post(1, "fire", "en", "rss", 1, 0.5)]);
+        for collapse in [false, true] {
+            let page = index
+                .search_page(&SearchRequest {
+                    query: "fire".into(),
+                    limit: usize::MAX / 2,
+                    collapse,
+                    ..SearchRequest::default()
+                })
+                .unwrap();
+            assert_eq!((page.hits.len(), page.total), (1, 1));
+        }
+    }
+
+    #[test]
+    fn five_thousand_nested_parentheses_are_refused_not_a_stack_overflow() {
+        let (_d, index) = index_of(&[post(1, "fire", "en", "rss", 1, 0.5)]);
+        let deep = format!("{}fire{}", "(".repeat(2000), ")".repeat(2000));
+        for query in [
+            deep,
+            format!("\"{}fire", "(".repeat(100)),
+            "x".repeat(MAX_QUERY_BYTES + 1),
+        ] {
+            let e = index.search(&q(&query)).unwrap_err();
+            assert!(matches!(e, IndexError::QueryLimit(_)), "{e}");
+        }
+        let nested = format!(
+            "{}fire{}",
+            "(".repeat(MAX_QUERY_DEPTH),
+            ")".repeat(MAX_QUERY_DEPTH)
+        );
+        assert_eq!(index.search(&q(&nested)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn commits_of_another_writer_become_visible_without_a_refresh() {
+        let (dir, serving) = index_of(&[post(1, "fire one", "en", "rss", 1, 0.5)]);
+        assert_eq!(serving.search(&q("fire")).unwrap().len(), 1);
+        // Another handle on the same directory, as `vigie index` in another process.
+        let other = PostIndex::open(dir.path()).unwrap();
+        let mut w = other.writer().unwrap();
+        w.upsert(&post(2, "fire two", "en", "rss", 1, 0.5)).unwrap();
+        w.commit(None).unwrap();
+        drop(w);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while serving.search(&q("fire")).unwrap().len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the serving handle never saw the other writer's commit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
