@@ -298,13 +298,13 @@ impl Source for Jetstream {
         let Some((mut socket, mut position, url)) = self.connection.take() else {
             return Err(self.error(&self.config.url, "no connection"));
         };
-        let fetch = FetchInfo {
-            url: url.clone(),
-            status: None,
-            fetched_at: Utc::now(),
-            ingestor: KIND,
-            matched: format!("{}: jetstream {POSTS}", self.config.name),
-        };
+        let fetch = FetchInfo::new(
+            &url,
+            None,
+            KIND,
+            &format!("{}: jetstream {POSTS}", self.config.name),
+            &self.pseudonymiser,
+        );
         let mut batch = Batch::default();
         let deadline = tokio::time::Instant::now() + self.config.batch_wait;
         let mut closed: Option<String> = None;

@@ -27,7 +27,8 @@
 //!
 //! ## Pseudonyms
 //! Every ingestor replaces authors by a keyed pseudonym ([`Pseudonymiser`]) before a post is
-//! wrapped, and also the handles inside the text and in URLs (mentions, profile links), noting
+//! wrapped, and also the handles inside the text and in URLs (mentions, profile links, the post's
+//! URL and id, the fetch URL of its provenance: no handle survives in a URL), noting
 //! each pseudonym's handle in the private [`identities`] file before the post is delivered. It
 //! records how the post was fetched: where from, when, by which ingestor and version, which
 //! source configuration and query matched, and the SHA-256 of the item's bytes as fetched.

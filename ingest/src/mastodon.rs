@@ -159,6 +159,11 @@ impl Mastodon {
         }
     }
 
+    /// How statuses fetched from `url` now were fetched (handles pseudonymised).
+    pub(crate) fn fetch_info(&self, url: &str, status: Option<u16>) -> FetchInfo {
+        FetchInfo::new(url, status, KIND, &self.query(), &self.pseudonymiser)
+    }
+
     fn url(&self, min_id: Option<&str>) -> String {
         let base = self.config.instance.trim_end_matches('/');
         let path = match &self.config.hashtag {
@@ -248,13 +253,7 @@ impl Mastodon {
         let url = self.url(min_id);
         let fetched = self.http.get(&self.config.name, &url, &[]).await?;
         let raw_page: Vec<Box<RawValue>> = fetched.json()?;
-        let fetch = FetchInfo {
-            url: url.clone(),
-            status: Some(fetched.status),
-            fetched_at: Utc::now(),
-            ingestor: KIND,
-            matched: self.query(),
-        };
+        let fetch = self.fetch_info(&url, Some(fetched.status));
         let mut page = Page {
             gaps: fetched.waits.clone(),
             full: raw_page.len() as u32 >= self.config.limit,

@@ -452,13 +452,8 @@ impl Source for MastodonStream {
             };
             count += 1;
             self.empty_drops = 0;
-            let fetch = FetchInfo {
-                url: url.clone(),
-                status: Some(200),
-                fetched_at: Utc::now(),
-                ingestor: KIND,
-                matched: self.rest.query(),
-            };
+            let mut fetch = self.rest.fetch_info(&url, Some(200));
+            fetch.ingestor = KIND;
             reached.last_at = Some(fetch.fetched_at);
             match self.item(&event, &mut reached, &fetch) {
                 Ok(Some(item)) => batch.items.push(item),

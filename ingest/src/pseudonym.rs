@@ -1,9 +1,14 @@
 //! Keyed pseudonyms for authors, and for the handles inside texts and URLs.
 //!
 //! A handle is replaced wherever it appears: in the author field, in mentions inside the text
-//! (`@alice@mamot.fr`, `@bob`, `@carol.bsky.social`, `u/dave`) and in profile links
-//! (`https://mamot.fr/@alice`, `https://bsky.app/profile/…`, `https://www.reddit.com/user/…`,
-//! `https://twitter.com/…`). The same person gets the same pseudonym in all these places, as
+//! (`@alice@mamot.fr`, `@bob`, `@carol.bsky.social`, `＠erin`, `.@frank`, `cc:@gina`,
+//! `u/dave`) and in URLs (`https://mamot.fr/@alice`, `…/@alice.rss`, `…/users/alice`,
+//! `https://bsky.app/profile/…`, `at://did:…/…`, `https://www.reddit.com/user/…`, `/u/…`,
+//! `/r/u_…`, `https://twitter.com/…`), whatever the case of the scheme and host, with or
+//! without a port or a scheme. **No handle survives in a URL** Vigie shows: the post's text,
+//! its URL and native id, and its provenance (`fetch_url`, `matched`: a feed may be a user's)
+//! all go through [`Pseudonymiser::scrub_urls`]. Scrubbing is idempotent: a pseudonym
+//! (`ps:` and 32 hex digits) is never pseudonymised again. The same person gets the same pseudonym in all these places, as
 //! long as the source tells us who a mention is (Mastodon's `mentions`, Bluesky's facets):
 //! handles are first made canonical (`user@instance` on Mastodon, the DID on Bluesky, the
 //! user name on Reddit), then pseudonymised in the namespace of their platform.
@@ -70,64 +75,67 @@ impl Pseudonymiser {
         pseudonym
     }
 
-    /// Replaces the handles in profile links of `text` (any platform Vigie knows), keeping the
-    /// rest of each URL.
+    /// Replaces the handles in profile links and other URLs of `text` (any platform Vigie
+    /// knows), keeping the rest of each URL: `…/@alice`, `…/@alice@other.domain`,
+    /// `…/@alice.rss`, `…/users/alice` (any host), `bsky.app/profile/…` and `at://…` (Bluesky
+    /// handles and DIDs), `reddit.com/user/…`, `/u/…` and `/r/u_…`, `twitter.com/…` and
+    /// `x.com/…`. Schemes and hosts match in any case, with or without a port; links without a
+    /// scheme (`mamot.fr/@alice`) are recognised too. Pseudonyms already in `text` are left as
+    /// they are, so scrubbing twice changes nothing more than scrubbing once.
     pub fn scrub_urls(&self, text: &str) -> String {
-        let text = MASTODON_PROFILE.replace_all(text, |c: &Captures| {
-            let host = &c[2];
-            let domain = c.get(4).map_or(host, |m| m.as_str());
-            let canonical = format!("{}@{}", &c[3], domain);
+        let text = replace_handles(&MASTODON_PROFILE, text, "local", |c| {
+            let host = &c["host"];
+            let domain = c.name("domain").map_or(host, |m| m.as_str());
+            let (local, suffix) = split_format_suffix(&c["local"]);
+            let canonical = format!("{local}@{domain}");
+            let pseudonym = self.pseudonym(Platform::Mastodon.namespace(), &canonical);
             format!(
-                "{}{}/@{}",
-                &c[1],
-                host,
-                self.pseudonym(Platform::Mastodon.namespace(), &canonical)
+                "{}{host}{}{}/@{pseudonym}{suffix}",
+                &c["pre"],
+                c.name("port").map_or("", |m| m.as_str()),
+                c.name("path").map_or("", |m| m.as_str()),
             )
         });
-        let text = ACTIVITYPUB_USER.replace_all(&text, |c: &Captures| {
-            let canonical = format!("{}@{}", &c[3], &c[2]);
+        let text = replace_handles(&ACTIVITYPUB_USER, &text, "local", |c| {
+            let (local, suffix) = split_format_suffix(&c["local"]);
+            let canonical = format!("{local}@{}", &c["host"]);
+            let pseudonym = self.pseudonym(Platform::Mastodon.namespace(), &canonical);
             format!(
-                "{}{}/users/{}",
-                &c[1],
-                &c[2],
-                self.pseudonym(Platform::Mastodon.namespace(), &canonical)
+                "{}{}{}/users/{pseudonym}{suffix}",
+                &c["pre"],
+                &c["host"],
+                c.name("port").map_or("", |m| m.as_str()),
             )
         });
-        let text = BLUESKY_PROFILE.replace_all(&text, |c: &Captures| {
-            format!(
-                "{}{}",
-                &c[1],
-                self.pseudonym(Platform::Bluesky.namespace(), &c[2])
-            )
+        let text = replace_handles(&BLUESKY_PROFILE, &text, "local", |c| {
+            let pseudonym = self.pseudonym(Platform::Bluesky.namespace(), &c["local"]);
+            format!("{}{pseudonym}", &c["pre"])
         });
-        let text = REDDIT_PROFILE.replace_all(&text, |c: &Captures| {
-            format!(
-                "{}{}",
-                &c[1],
-                self.pseudonym(Platform::Reddit.namespace(), &c[2])
-            )
+        let text = replace_handles(&AT_URI, &text, "local", |c| {
+            let pseudonym = self.pseudonym(Platform::Bluesky.namespace(), &c["local"]);
+            format!("{}{pseudonym}", &c["pre"])
         });
-        TWITTER_PROFILE
-            .replace_all(&text, |c: &Captures| {
-                if RESERVED_TWITTER_PATHS.contains(&c[2].to_lowercase().as_str()) {
-                    return c[0].to_string();
-                }
-                format!(
-                    "{}{}",
-                    &c[1],
-                    self.pseudonym(Platform::Twitter.namespace(), &c[2])
-                )
-            })
-            .into_owned()
+        let text = replace_handles(&REDDIT_PROFILE, &text, "local", |c| {
+            let pseudonym = self.pseudonym(Platform::Reddit.namespace(), &c["local"]);
+            format!("{}{pseudonym}", &c["pre"])
+        });
+        replace_handles(&TWITTER_PROFILE, &text, "local", |c| {
+            if RESERVED_TWITTER_PATHS.contains(&c["local"].to_lowercase().as_str()) {
+                return c[0].to_string();
+            }
+            let pseudonym = self.pseudonym(Platform::Twitter.namespace(), &c["local"]);
+            format!("{}{pseudonym}", &c["pre"])
+        })
     }
 
     /// Replaces every handle in `text`: profile links ([`Self::scrub_urls`]), then mentions
-    /// (`@user`, `@user@domain`, `@handle.example`, `u/user`), resolved with `ctx`.
+    /// (`@user`, `@user@domain`, `@handle.example`, `＠user`, also right after `.`, `:` or
+    /// `/`: `.@user`, `cc:@user`, a relative `/@user`; and `u/user`), resolved with `ctx`.
     pub fn scrub(&self, text: &str, ctx: &HandleContext) -> String {
         let text = self.scrub_urls(text);
-        let text = MENTION.replace_all(&text, |c: &Captures| {
-            let local = &c[2];
-            let canonical = match c.get(3) {
+        let text = replace_handles(&MENTION, &text, "local", |c| {
+            let local = &c["local"];
+            let canonical = match c.name("domain") {
                 Some(domain) => format!("{local}@{}", domain.as_str()),
                 None => match ctx.known.get(&local.to_lowercase()) {
                     Some(known) => known.clone(),
@@ -137,19 +145,60 @@ impl Pseudonymiser {
                     },
                 },
             };
-            format!("{}@{}", &c[1], self.pseudonym(&ctx.source, &canonical))
+            format!("{}@{}", &c["pre"], self.pseudonym(&ctx.source, &canonical))
         });
-        REDDIT_MENTION
-            .replace_all(&text, |c: &Captures| {
-                format!(
-                    "{}{}{}",
-                    &c[1],
-                    &c[2],
-                    self.pseudonym(Platform::Reddit.namespace(), &c[3])
-                )
-            })
-            .into_owned()
+        replace_handles(&REDDIT_MENTION, &text, "local", |c| {
+            format!(
+                "{}{}{}",
+                &c["pre"],
+                &c["u"],
+                self.pseudonym(Platform::Reddit.namespace(), &c["local"])
+            )
+        })
     }
+}
+
+/// `regex.replace_all(text, replace)`, except for the matches whose `group` (the handle)
+/// starts a pseudonym already: those are kept as they are.
+fn replace_handles(
+    regex: &Regex,
+    text: &str,
+    group: &str,
+    mut replace: impl FnMut(&Captures) -> String,
+) -> String {
+    regex
+        .replace_all(text, |c: &Captures| match c.name(group) {
+            Some(m) if is_pseudonym_prefix(&text[m.start()..]) => c[0].to_string(),
+            _ => replace(c),
+        })
+        .into_owned()
+}
+
+/// Whether `s` starts with a pseudonym (`ps:` and 32 lower-case hex digits).
+fn is_pseudonym_prefix(s: &str) -> bool {
+    let Some(hex) = s.strip_prefix("ps:") else {
+        return false;
+    };
+    hex.len() >= 32
+        && hex.as_bytes()[..32]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// The format suffixes Mastodon serves after a profile path (`/@alice.rss`, `/users/alice.json`).
+const FORMAT_SUFFIXES: &[&str] = &[".rss", ".atom", ".json", ".xml", ".html", ".htm"];
+
+/// A handle of a profile path and its format suffix: `alice.rss` -> (`alice`, `.rss`).
+fn split_format_suffix(local: &str) -> (&str, &str) {
+    for suffix in FORMAT_SUFFIXES {
+        if local.len() > suffix.len() {
+            let (head, tail) = local.split_at(local.len() - suffix.len());
+            if tail.eq_ignore_ascii_case(suffix) {
+                return (head, tail);
+            }
+        }
+    }
+    (local, "")
 }
 
 /// The platforms whose profile links Vigie recognises; each is a namespace of pseudonyms.
@@ -198,41 +247,80 @@ impl HandleContext {
     }
 }
 
-/// Host names: labels of letters, digits and dashes, with a dot-separated TLD.
-const HOST: &str = r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}";
+/// Host names: labels of letters, digits and dashes with a dot-separated TLD, `localhost`, or
+/// an IPv4 address.
+const HOST: &str =
+    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}|(?i:localhost)|\d{1,3}(?:\.\d{1,3}){3})";
+/// What comes before a host: a scheme (any, in any case: `https://`, `HTTPS://`, `wss://`), or
+/// for a link written without one, the start of the text or a character that cannot be part of
+/// a host name.
+const PRE: &str = r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://|^|[^\w.@%-])";
+/// An optional port.
+const PORT: &str = r"(?P<port>:\d{1,5})?";
+/// The user name of a fediverse profile path (dots and dashes inside, as some servers allow).
+const LOCAL: &str = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?";
+/// A Bluesky DID (`did:plc:…`, `did:web:…`) or handle (`alice.bsky.social`).
+const BSKY_ID: &str =
+    r"(?:did:[a-z0-9]+:[A-Za-z0-9._%:-]*[A-Za-z0-9]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)";
 
+/// `…host/@user`, `…host/@user@domain`, `…host/web/@user`, `…host/%40user` (any host).
 static MASTODON_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(https?://)({HOST})/@([A-Za-z0-9_]+)(?:@({HOST}))?"
+        r"{PRE}(?P<host>{HOST}){PORT}(?P<path>(?:/[\w.~!$&'()*+,;=:-]+)*?)/(?:@|%40)(?P<local>{LOCAL})(?:@(?P<domain>{HOST}))?"
     ))
     .expect("valid regex")
 });
+/// `…host/users/user` (ActivityPub actor URLs, any host).
 static ACTIVITYPUB_USER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(https?://)({HOST})/users/([A-Za-z0-9_]+)")).expect("valid regex")
+    Regex::new(&format!(
+        r"{PRE}(?P<host>{HOST}){PORT}/users/(?P<local>{LOCAL})"
+    ))
+    .expect("valid regex")
 });
+/// `bsky.app/profile/HANDLE-OR-DID`.
 static BLUESKY_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(https?://(?:www\.)?bsky\.app/profile/)([^/\s?#]+)").expect("valid regex")
+    Regex::new(&format!(
+        r"(?P<pre>{PRE_BARE}(?i:(?:[a-z0-9-]+\.)?bsky\.app){PORT_BARE}/profile/)(?P<local>{BSKY_ID})"
+    ))
+    .expect("valid regex")
 });
+/// `at://HANDLE-OR-DID/…` (AT Protocol URIs: Bluesky posts' native ids).
+static AT_URI: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?P<pre>(?i:at)://)(?P<local>{BSKY_ID})")).expect("valid regex")
+});
+/// `reddit.com/user/NAME`, `reddit.com/u/NAME`, `reddit.com/r/u_NAME` (any subdomain).
 static REDDIT_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(https?://(?:[a-z]+\.)?reddit\.com/(?:u|user)/)([A-Za-z0-9_-]+)")
-        .expect("valid regex")
+    Regex::new(&format!(
+        r"(?P<pre>{PRE_BARE}(?i:(?:[a-z0-9-]+\.)*reddit\.com){PORT_BARE}/(?:(?i:u|user)/|r/u_))(?P<local>[A-Za-z0-9_-]+)"
+    ))
+    .expect("valid regex")
 });
+/// `twitter.com/NAME`, `x.com/NAME`.
 static TWITTER_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(https?://(?:www\.|mobile\.)?(?:twitter|x)\.com/)([A-Za-z0-9_]{1,15})\b")
-        .expect("valid regex")
+    Regex::new(&format!(
+        r"(?P<pre>{PRE_BARE}(?i:(?:www\.|mobile\.)?(?:twitter|x)\.com){PORT_BARE}/)(?P<local>[A-Za-z0-9_]{{1,15}})\b"
+    ))
+    .expect("valid regex")
 });
+/// [`PRE`] without its group name, to nest in a larger `pre` group.
+const PRE_BARE: &str = r"(?:[A-Za-z][A-Za-z0-9+.-]*://|^|[^\w.@%-])";
+/// [`PORT`] without its group name.
+const PORT_BARE: &str = r"(?::\d{1,5})?";
 /// Twitter paths that are not user names.
 const RESERVED_TWITTER_PATHS: &[&str] = &["i", "home", "search", "hashtag", "intent", "share"];
-/// `@local` or `@local@domain`, not inside a word, an e-mail address or a URL path.
+/// `@local` or `@local@domain` (`@` or the full-width `＠`), not inside a word or an e-mail
+/// address; `.@user`, `cc:@user` and `/@user` are mentions too.
 static MENTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(^|[^\w@/.:+-])@([A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)(?:@({HOST}))?"
+        r"(?P<pre>^|[^\w@＠+-])[@＠](?P<local>{LOCAL})(?:[@＠](?P<domain>{HOST}))?"
     ))
     .expect("valid regex")
 });
 /// Reddit's `u/name` and `/u/name`.
-static REDDIT_MENTION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(^|[^\w/])(/?u/)([A-Za-z0-9_-]{3,20})\b").expect("valid regex"));
+static REDDIT_MENTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<pre>^|[^\w/])(?P<u>/?u/)(?P<local>[A-Za-z0-9_-]{3,20})\b")
+        .expect("valid regex")
+});
 
 #[cfg(test)]
 mod tests {
@@ -313,6 +401,125 @@ mod tests {
         // Text without handles is untouched.
         let calm = "Fire at 3 rue de Sèze, 14:05; mail x@y.fr; https://example.org/a/b";
         assert_eq!(p.scrub(calm, &HandleContext::new("rss")), calm);
+    }
+
+    #[test]
+    fn a_mention_after_a_dot_a_colon_a_slash_or_in_full_width_is_pseudonymised() {
+        let p = Pseudonymiser::new(b"k");
+        let mut ctx = HandleContext::new("mastodon");
+        ctx.default_domain = Some("mamot.fr".into());
+        let alice = p.pseudonym("mastodon", "alice@mamot.fr");
+        let bob = p.pseudonym("mastodon", "bob@piaille.fr");
+        let out = p.scrub(
+            ".@alice lisez ça, cc:@alice, ＠alice, ＠bob＠piaille.fr, voir /@alice",
+            &ctx,
+        );
+        assert_eq!(
+            out,
+            format!(".@{alice} lisez ça, cc:@{alice}, @{alice}, @{bob}, voir /@{alice}")
+        );
+        // E-mail addresses are still not mentions.
+        let mail = "écrire à first.last@mamot.fr ou a+b@x.org";
+        assert_eq!(p.scrub(mail, &ctx), mail);
+    }
+
+    #[test]
+    fn an_upper_case_scheme_or_host_does_not_hide_a_profile_link() {
+        let p = Pseudonymiser::new(b"k");
+        let alice = p.pseudonym("mastodon", "alice@mamot.fr");
+        let dana = p.pseudonym("bluesky", "dana.bsky.social");
+        let carol = p.pseudonym("reddit", "carol");
+        let out = p.scrub_urls(
+            "HTTPS://MAMOT.FR/@alice/1 Https://Bsky.App/profile/dana.bsky.social/post/3 \
+             HTTP://WWW.REDDIT.COM/U/carol",
+        );
+        assert_eq!(
+            out,
+            format!(
+                "HTTPS://MAMOT.FR/@{alice}/1 Https://Bsky.App/profile/{dana}/post/3 \
+                 HTTP://WWW.REDDIT.COM/U/{carol}"
+            )
+        );
+    }
+
+    #[test]
+    fn a_handle_in_a_feed_or_profile_url_path_gets_the_authors_pseudonym() {
+        let p = Pseudonymiser::new(b"k");
+        let alice = p.pseudonym("mastodon", "alice@mastodon.social");
+        let local = p.pseudonym("mastodon", "alice@127.0.0.1");
+        let dave = p.pseudonym("reddit", "dave");
+        let did = p.pseudonym("bluesky", "did:plc:3ypijopijnzoc7kia4u7oncu");
+        let dana = p.pseudonym("bluesky", "dana.bsky.social");
+        for (url, want) in [
+            (
+                "https://mastodon.social/@alice.rss",
+                format!("https://mastodon.social/@{alice}.rss"),
+            ),
+            (
+                "https://mastodon.social/users/alice.json",
+                format!("https://mastodon.social/users/{alice}.json"),
+            ),
+            (
+                "https://mastodon.social/%40alice",
+                format!("https://mastodon.social/@{alice}"),
+            ),
+            (
+                "https://mastodon.social/web/@alice/1",
+                format!("https://mastodon.social/web/@{alice}/1"),
+            ),
+            (
+                "wss://mastodon.social:8443/@alice",
+                format!("wss://mastodon.social:8443/@{alice}"),
+            ),
+            (
+                "http://127.0.0.1:8080/@alice.rss",
+                format!("http://127.0.0.1:8080/@{local}.rss"),
+            ),
+            (
+                "(mastodon.social/@alice)",
+                format!("(mastodon.social/@{alice})"),
+            ),
+            (
+                "https://old.reddit.com/user/dave/.rss",
+                format!("https://old.reddit.com/user/{dave}/.rss"),
+            ),
+            (
+                "https://www.reddit.com/r/u_dave/new.json",
+                format!("https://www.reddit.com/r/u_{dave}/new.json"),
+            ),
+            (
+                "https://bsky.app/profile/dana.bsky.social/rss",
+                format!("https://bsky.app/profile/{dana}/rss"),
+            ),
+            (
+                "at://did:plc:3ypijopijnzoc7kia4u7oncu/app.bsky.feed.post/3n3a",
+                format!("at://{did}/app.bsky.feed.post/3n3a"),
+            ),
+        ] {
+            assert_eq!(p.scrub_urls(url), want, "{url}");
+        }
+        // URLs without handles are untouched.
+        for url in [
+            "https://mamot.fr/api/v1/timelines/tag/feu?limit=40",
+            "https://www.reddit.com/r/Cooking/new.json?limit=100",
+            "https://example.org/news/feed.xml",
+        ] {
+            assert_eq!(p.scrub_urls(url), url);
+        }
+    }
+
+    #[test]
+    fn pseudonyms_already_in_a_text_are_not_pseudonymised_again() {
+        let p = Pseudonymiser::new(b"k");
+        let mut ctx = HandleContext::new("mastodon");
+        ctx.default_domain = Some("mamot.fr".into());
+        let text = "@alice https://mamot.fr/@bob https://mamot.fr/users/bob \
+                    https://bsky.app/profile/dana.bsky.social at://did:plc:x1/app.bsky.feed.post/1 \
+                    https://reddit.com/u/carol u/carol https://twitter.com/jo";
+        let once = p.scrub(text, &ctx);
+        assert_eq!(p.scrub(&once, &ctx), once);
+        assert_eq!(p.scrub_urls(&once), once);
+        assert!(!once.contains("alice") && !once.contains("bob") && !once.contains("dana"));
     }
 
     #[test]

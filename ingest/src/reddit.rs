@@ -230,13 +230,13 @@ impl Reddit {
     }
 
     fn fetch_info(&self, page: &Page) -> FetchInfo {
-        FetchInfo {
-            url: page.url.clone(),
-            status: Some(page.status),
-            fetched_at: Utc::now(),
-            ingestor: KIND,
-            matched: format!("{}: r/{}/new", self.config.name, self.config.subreddit),
-        }
+        FetchInfo::new(
+            &page.url,
+            Some(page.status),
+            KIND,
+            &format!("{}: r/{}/new", self.config.name, self.config.subreddit),
+            &self.pseudonymiser,
+        )
     }
 }
 

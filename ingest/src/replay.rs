@@ -5,6 +5,10 @@
 //!   [`read_jsonl`]: one JSON object a line: `id` and `text` required; `source` (default
 //!   `replay`), `author`, `lang`, `created_at` (RFC 3339; default: the time the file is read)
 //!   and `url` optional; `labels` and any other field are ignored here. Blank lines are skipped.
+//!   Handles are pseudonymised as a live source does it: the author, the mentions and profile
+//!   links of the text (a Mastodon post's bare `@user` is on its author's instance), the
+//!   profile part of the URL (`https://bsky.app/profile/HANDLE/post/…`) and of the id
+//!   (`at://DID/…`, so a replayed Bluesky post gets the Vigie id Jetstream gives it).
 //! - **Captures** (`vigie capture`, [`capture`]): envelopes and tombstones,
 //!   `.zst` when compressed.
 //! - **CrisisLex CSV** ([`crisislex`]).
@@ -19,7 +23,7 @@
 //! speed, or no waiting at all (`max`).
 
 use crate::source::Item;
-use crate::{capture, crisislex, IngestError, Pseudonymiser, INGESTOR_VERSION};
+use crate::{capture, crisislex, HandleContext, IngestError, Pseudonymiser, INGESTOR_VERSION};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::io::BufRead;
@@ -241,16 +245,25 @@ fn parse_line(
 ) -> Result<Envelope, String> {
     let item: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let source = item.source.unwrap_or_else(|| SOURCE.to_string());
-    let author = pseudonymiser.pseudonym(&source, item.author.as_deref().unwrap_or(""));
+    let handle = item.author.as_deref().unwrap_or("");
+    let author = pseudonymiser.pseudonym(&source, handle);
+    // Bare `@user` mentions of a Mastodon post are on its author's instance.
+    let mut ctx = HandleContext::new(&source);
+    ctx.default_domain = handle
+        .trim_start_matches('@')
+        .split_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .filter(|_| source == crate::mastodon::KIND);
+    let native_id = pseudonymiser.scrub_urls(&item.id);
     Ok(Envelope {
         post: Post {
-            id: VigieId::derive(&source, &item.id),
-            native_id: item.id,
+            id: VigieId::derive(&source, &native_id),
+            native_id,
             author,
-            text: item.text,
+            text: pseudonymiser.scrub(&item.text, &ctx),
             lang: item.lang,
             created_at: item.created_at.unwrap_or(fetched_at),
-            url: item.url,
+            url: item.url.map(|u| pseudonymiser.scrub_urls(&u)),
             source,
         },
         provenance: Provenance {
@@ -386,6 +399,61 @@ mod tests {
         let garbage = items[2].as_ref().unwrap_err().to_string();
         assert!(garbage.contains(":4:"), "{garbage}");
         assert_eq!(items[3].as_ref().unwrap().post.source, "replay");
+    }
+
+    #[test]
+    fn a_replayed_labelled_post_keeps_no_handle_in_its_url_text_or_id() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            r#"{{"id":"at://did:plc:3ypijopijnzoc7kia4u7oncu/app.bsky.feed.post/3n3a","source":"bluesky","author":"dana.bsky.social","text":"cc @hollis.bsky.social and .@hollis.bsky.social","url":"https://bsky.app/profile/dana.bsky.social/post/3n3a"}}"#
+        )
+        .unwrap();
+        writeln!(
+            f,
+            r#"{{"id":"117","source":"mastodon","author":"pkowalski@fosstodon.org","text":"@bob see HTTPS://fosstodon.org/@pkowalski","url":"https://fosstodon.org/@pkowalski/117"}}"#
+        )
+        .unwrap();
+        let p = Pseudonymiser::new(b"k");
+        let items = read_jsonl(f.path(), &p).unwrap();
+        let bsky = items[0].as_ref().unwrap();
+        let dana = p.pseudonym("bluesky", "dana.bsky.social");
+        let did = p.pseudonym("bluesky", "did:plc:3ypijopijnzoc7kia4u7oncu");
+        let hollis = p.pseudonym("bluesky", "hollis.bsky.social");
+        assert_eq!(
+            bsky.post.url.as_deref(),
+            Some(format!("https://bsky.app/profile/{dana}/post/3n3a").as_str())
+        );
+        assert_eq!(bsky.post.author, dana, "the same pseudonym as in the URL");
+        assert_eq!(
+            bsky.post.native_id,
+            format!("at://{did}/app.bsky.feed.post/3n3a")
+        );
+        assert_eq!(
+            bsky.post.id,
+            VigieId::derive("bluesky", &bsky.post.native_id)
+        );
+        assert_eq!(bsky.post.text, format!("cc @{hollis} and .@{hollis}"));
+        let masto = items[1].as_ref().unwrap();
+        let pk = p.pseudonym("mastodon", "pkowalski@fosstodon.org");
+        assert_eq!(masto.post.author, pk);
+        assert_eq!(
+            masto.post.text,
+            format!(
+                "@{} see HTTPS://fosstodon.org/@{pk}",
+                p.pseudonym("mastodon", "bob@fosstodon.org")
+            )
+        );
+        assert_eq!(
+            masto.post.url.as_deref(),
+            Some(format!("https://fosstodon.org/@{pk}/117").as_str())
+        );
+        for e in [bsky, masto] {
+            let json = String::from_utf8(e.to_json()).unwrap();
+            for handle in ["dana", "hollis", "did:plc", "pkowalski", "bob"] {
+                assert!(!json.contains(handle), "{handle} in {json}");
+            }
+        }
     }
 
     #[test]

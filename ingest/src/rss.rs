@@ -8,6 +8,11 @@
 //! most recent [`MAX_SEEN`] kept. A source never committed delivers every item of the feed.
 //!
 //! ## Posts
+//! - The native id is the item's GUID; the Vigie id is made of the feed's URL and the GUID
+//!   ([`post_id`]), since GUIDs are only unique within a feed: two feeds whose items share a
+//!   GUID yield two posts.
+//! - The feed's URL in the provenance (`fetch_url`, `matched`) is pseudonymised like any URL:
+//!   a feed may be a user's (`https://mastodon.social/@alice.rss`).
 //! - The text is the item's title, ` — `, then its summary (or content), HTML made plain.
 //! - `created_at` is the item's publication date, else its update date, else the fetch time.
 //! - The author is the item's author, else the feed's title, pseudonymised like any author.
@@ -20,7 +25,6 @@ use crate::http::{FetchError, FetchErrorKind, HttpClient};
 use crate::source::{Batch, Cursor, FetchInfo, Item, Skipped, Source};
 use crate::text::html_to_text;
 use crate::{lang, HandleContext, IngestError, Pseudonymiser};
-use chrono::Utc;
 use reqwest::header::{HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -124,7 +128,7 @@ impl Feed {
         let given = entry.language.as_deref().or(feed.language.as_deref());
         Ok(Envelope {
             post: Post {
-                id: VigieId::derive(KIND, &native_id),
+                id: post_id(&fetch.url, &native_id),
                 source: KIND.into(),
                 native_id,
                 author: self.pseudonymiser.pseudonym(KIND, &author),
@@ -141,6 +145,13 @@ impl Feed {
             scoring: None,
         })
     }
+}
+
+/// The Vigie id of the item `native_id` (its GUID) of the feed at `feed_url`: GUIDs are only
+/// unique within their feed (`1`, `item-42`), so the feed's URL is part of the id.
+pub fn post_id(feed_url: &str, native_id: &str) -> VigieId {
+    // A URL has no spaces: no two (feed, GUID) pairs give the same string.
+    VigieId::derive(KIND, &format!("{feed_url} {native_id}"))
 }
 
 #[async_trait::async_trait]
@@ -197,13 +208,13 @@ impl Source for Feed {
                     kind: FetchErrorKind::BadFeed(format!("{e} (Content-Type {content_type})")),
                 }
             })?;
-        let fetch = FetchInfo {
-            url: self.config.url.clone(),
-            status: Some(fetched.status),
-            fetched_at: Utc::now(),
-            ingestor: KIND,
-            matched: format!("{}: feed {}", self.config.name, self.config.url),
-        };
+        let fetch = FetchInfo::new(
+            &self.config.url,
+            Some(fetched.status),
+            KIND,
+            &format!("{}: feed {}", self.config.name, self.config.url),
+            &self.pseudonymiser,
+        );
         let mut seen = cursor.seen.clone();
         let mut posts = Vec::new();
         for (n, entry) in feed.entries.iter().enumerate() {

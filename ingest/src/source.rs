@@ -12,7 +12,7 @@
 //! committed), it starts again from the cursor it is given.
 
 use crate::state::Gap;
-use crate::IngestError;
+use crate::{IngestError, Pseudonymiser};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -124,7 +124,7 @@ pub trait Source: Send {
 /// How the items of one response were fetched: shared by their provenances.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchInfo {
-    /// The URL fetched.
+    /// The URL fetched, handles pseudonymised.
     pub url: String,
     /// The HTTP status, for web sources.
     pub status: Option<u16>,
@@ -137,6 +137,25 @@ pub(crate) struct FetchInfo {
 }
 
 impl FetchInfo {
+    /// How the items of a response from `url`, arriving now, were fetched. Handles in `url` and
+    /// `matched` are pseudonymised ([`Pseudonymiser::scrub_urls`]): a feed's URL may name a
+    /// user (`https://mastodon.social/@alice.rss`), and provenance is shown to analysts.
+    pub fn new(
+        url: &str,
+        status: Option<u16>,
+        ingestor: &'static str,
+        matched: &str,
+        pseudonymiser: &Pseudonymiser,
+    ) -> Self {
+        FetchInfo {
+            url: pseudonymiser.scrub_urls(url),
+            status,
+            fetched_at: Utc::now(),
+            ingestor,
+            matched: pseudonymiser.scrub_urls(matched),
+        }
+    }
+
     /// The provenance of an item whose bytes as fetched were `raw`.
     pub fn provenance(&self, raw: &[u8]) -> Provenance {
         Provenance {

@@ -131,6 +131,14 @@ async fn serve(server: &Server) -> String {
             }),
         )
         .route(
+            "/@alice.rss",
+            get(|| async { ([(header::CONTENT_TYPE, "application/rss+xml")], RSS_V1) }),
+        )
+        .route(
+            "/other/alertes.xml",
+            get(|| async { ([(header::CONTENT_TYPE, "application/rss+xml")], RSS_V1) }),
+        )
+        .route(
             "/maintenance",
             get(|| async {
                 (
@@ -304,5 +312,57 @@ async fn atom_with_last_modified_gets_304_and_html_is_not_a_feed() {
     assert!(
         e.starts_with(&format!("prefecture-69: GET {url}: not a feed")) && e.contains("text/html"),
         "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_feed_url_naming_a_user_leaves_no_handle_in_the_provenance() {
+    let server = Server::default();
+    let base = serve(&server).await;
+    let url = format!("{base}/@alice.rss");
+    let mut src = feed(url);
+    let batch = vigie_ingest::Source::poll(&mut src, None).await.unwrap();
+    let items = batch.items;
+    let got = posts(&items);
+    assert_eq!(got.len(), 2);
+    let p = common::pseudonymiser();
+    // The same pseudonym as the Mastodon author alice@127.0.0.1 gets.
+    let alice = p.pseudonym("mastodon", "alice@127.0.0.1");
+    let scrubbed = format!("{base}/@{alice}.rss");
+    for post in got {
+        assert_eq!(post.provenance.fetch_url, scrubbed);
+        assert_eq!(
+            post.provenance.matched.as_deref(),
+            Some(format!("prefecture-69: feed {scrubbed}").as_str())
+        );
+        let json = String::from_utf8(post.to_json()).unwrap();
+        assert!(!json.contains("alice"), "{json}");
+    }
+}
+
+#[tokio::test]
+async fn two_feeds_with_the_same_guid_do_not_collide_into_one_post() {
+    let server = Server::default();
+    *server.rss.lock().unwrap() = (RSS_V1.to_string(), "\"v1\"".to_string());
+    let base = serve(&server).await;
+    let mut ids = Vec::new();
+    for path in ["/rss/alertes.xml", "/other/alertes.xml"] {
+        let mut src = feed(format!("{base}{path}"));
+        let batch = vigie_ingest::Source::poll(&mut src, None).await.unwrap();
+        let items = batch.items;
+        let got = posts(&items);
+        assert_eq!(got[0].post.native_id, "urn:rhone:alerte:0041");
+        assert_eq!(
+            got[0].post.id,
+            vigie_ingest::rss::post_id(&format!("{base}{path}"), "urn:rhone:alerte:0041")
+        );
+        ids.extend(got.iter().map(|e| e.post.id.clone()));
+    }
+    assert_eq!(ids.len(), 4);
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "the same GUIDs in two feeds are four posts: {ids:?}"
     );
 }
