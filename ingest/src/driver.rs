@@ -15,7 +15,9 @@
 //! ## Failures
 //! A failed poll never stops the driver: it logs the error, opens an outage [`Gap`] (closed at
 //! the next successful poll), and tries again after an exponential backoff with jitter, or
-//! after the `Retry-After` the server asked for (recorded as a rate-limit gap). Each source runs
+//! after the `Retry-After` the server asked for (recorded as a rate-limit gap). Every wait is
+//! clamped to [`RunOptions::max_wait`]: no answer from a server can overflow the clock or
+//! make the driver sleep for longer than that. Each source runs
 //! its own driver, so a source that is down does not hold up the others.
 
 use crate::http::backoff_delay;
@@ -50,6 +52,10 @@ pub struct RunOptions {
     pub error_backoff_base: Duration,
     /// Longest wait after failed polls.
     pub error_backoff_max: Duration,
+    /// Longest wait after any failed poll, a server's `Retry-After` included (the HTTP client
+    /// already clamps those to [`HttpConfig::max_wait`](crate::http::HttpConfig::max_wait);
+    /// this bounds every source, whatever its errors say).
+    pub max_wait: Duration,
     /// Stop when this turns true (Ctrl-C).
     pub stop: Option<watch::Receiver<bool>>,
 }
@@ -62,6 +68,7 @@ impl Default for RunOptions {
             max_polls: None,
             error_backoff_base: Duration::from_secs(5),
             error_backoff_max: Duration::from_secs(600),
+            max_wait: Duration::from_secs(3600),
             stop: None,
         }
     }
@@ -172,6 +179,7 @@ pub async fn run(
                 let now = Utc::now();
                 let wait = match e.retry_after() {
                     Some(wait) => {
+                        let wait = wait.min(options.max_wait);
                         state.push_gap(Gap {
                             kind: GapKind::RateLimited,
                             from: now,
@@ -192,7 +200,7 @@ pub async fn run(
                         backoff_delay(
                             failures_in_a_row,
                             options.error_backoff_base,
-                            options.error_backoff_max,
+                            options.error_backoff_max.min(options.max_wait),
                         )
                     }
                 };
@@ -203,7 +211,11 @@ pub async fn run(
                 wait
             }
         };
-        let sleep_until = Instant::now() + wait;
+        let now = Instant::now();
+        // Waits are clamped above; a sum past the clock's range still means "as late as it goes".
+        let sleep_until = now
+            .checked_add(wait)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         let until = options.deadline.map_or(sleep_until, |d| d.min(sleep_until));
         tokio::select! {
             () = tokio::time::sleep_until(until) => {}

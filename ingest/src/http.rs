@@ -7,6 +7,9 @@
 //! - **`Retry-After` honoured** on 429 and 503 (seconds or HTTP date): the client waits as asked,
 //!   up to [`HttpConfig::max_retry_after`]; a longer wait ends the fetch with
 //!   [`FetchErrorKind::RateLimited`], which carries the wait so the caller sleeps that long.
+//!   **Clamped**: a wait is never longer than [`HttpConfig::max_wait`] (1 h by default), so a
+//!   `Retry-After: 18446744073709551615` or a date in the year 9999 neither overflows nor parks
+//!   a source for centuries.
 //! - **Exponential backoff with jitter** on connection failures, timeouts, truncated bodies and
 //!   5xx answers: attempt `n` waits between `d/2` and `d`, where `d = min(base * 2^n, max)`.
 //!   After [`HttpConfig::max_retries`] retries the error is returned.
@@ -66,6 +69,10 @@ pub struct HttpConfig {
     /// Longest `Retry-After` the client waits out itself; a longer one ends the fetch.
     #[serde(with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// Longest `Retry-After` believed at all: a longer one (`18446744073709551615`, a date in
+    /// the year 9999) is clamped to this, so no server can park a source for centuries.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
 }
 
 impl Default for HttpConfig {
@@ -85,6 +92,7 @@ impl Default for HttpConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
+            max_wait: Duration::from_secs(3600),
         }
     }
 }
@@ -257,16 +265,21 @@ pub fn backoff_delay(attempt: u32, base: Duration, max: Duration) -> Duration {
     half + Duration::from_millis(jitter_ms)
 }
 
-/// Parses a `Retry-After` value: delay seconds, or an HTTP date (a past date means now).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+/// Parses a `Retry-After` value: delay seconds, or an HTTP date (a past date means now),
+/// clamped to `max`: a number too large for any integer type, or a date millennia away, is
+/// `max`, never an overflow.
+pub fn parse_retry_after(value: &str, max: Duration) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only: seconds, however many (past u64::MAX they are just "very long").
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(max));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(
         at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(max),
     )
 }
 
@@ -468,7 +481,7 @@ impl HttpClient {
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+                .and_then(|v| parse_retry_after(v, self.config.max_wait));
             return Err(error(FetchErrorKind::Status {
                 status: status.as_u16(),
                 retry_after,
@@ -493,7 +506,7 @@ impl HttpClient {
             let retry_after = headers
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+                .and_then(|v| parse_retry_after(v, self.config.max_wait));
             return Err(FetchErrorKind::Status {
                 status: status.as_u16(),
                 retry_after,
@@ -583,18 +596,33 @@ mod tests {
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let max = Duration::from_secs(3600);
+        assert_eq!(parse_retry_after(" 7 ", max), Some(Duration::from_secs(7)));
         let later = std::time::SystemTime::now() + Duration::from_secs(120);
-        let d = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        let d = parse_retry_after(&httpdate::fmt_http_date(later), max).unwrap();
         assert!(
             d > Duration::from_secs(110) && d <= Duration::from_secs(120),
             "{d:?}"
         );
         assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", max),
             Some(Duration::ZERO)
         );
-        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("soon", max), None);
+        assert_eq!(parse_retry_after("-1", max), None);
+    }
+
+    #[test]
+    fn retry_after_beyond_any_integer_or_in_the_year_9999_is_clamped_to_max_wait() {
+        let max = Duration::from_secs(3600);
+        for huge in [
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(parse_retry_after(huge, max), Some(max), "{huge}");
+        }
     }
 
     #[test]

@@ -336,3 +336,88 @@ async fn sends_the_user_agent_and_limits_the_rate_per_host() {
         .iter()
         .all(|(_, ua)| ua == "Vigie-test/1 (+mailto:test@example.org)"));
 }
+
+/// A server that answers every request 429 with `retry_after`.
+async fn always_limited(retry_after: &'static str) -> (String, Hits) {
+    let hits = Hits::default();
+    let router = Router::new()
+        .fallback(get(move |State(hits): State<Hits>| async move {
+            hits.next();
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after)],
+                "go away",
+            )
+        }))
+        .with_state(hits.clone());
+    (common::serve(router).await, hits)
+}
+
+#[tokio::test]
+async fn retry_after_of_u64_max_neither_panics_nor_sleeps_for_centuries() {
+    for retry_after in [
+        "18446744073709551615",
+        "184467440737095516150000",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let (base, hits) = always_limited(retry_after).await;
+        // The client clamps the wait it reports to max_wait.
+        let e = common::client()
+            .get("mamot", &format!("{base}/api/v1/timelines/public"), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.retry_after(),
+            Some(common::fast_http().max_wait),
+            "{retry_after}"
+        );
+        // The driver waits at most its own max_wait between polls, and records the clamped gap.
+        let mut source = vigie_ingest::mastodon::Mastodon::new(
+            vigie_ingest::mastodon::MastodonConfig {
+                name: "mamot".into(),
+                instance: base.clone(),
+                hashtag: None,
+                local: false,
+                limit: 40,
+                poll_interval: Duration::from_millis(10),
+            },
+            common::client(),
+            common::pseudonymiser(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = vigie_ingest::state::StateStore::in_data_dir(dir.path());
+        let options = vigie_ingest::driver::RunOptions {
+            max_polls: Some(3),
+            max_wait: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let report = tokio::time::timeout(
+            Duration::from_secs(20),
+            vigie_ingest::driver::run(
+                &mut source,
+                &store,
+                &mut common::Collect::default(),
+                options,
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("Retry-After {retry_after}: the driver slept for ages"))
+        .unwrap();
+        assert_eq!(report.failures, 3, "{retry_after}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(hits.count(), 4, "one fetch by hand, one a poll");
+        let state = store.load("mamot", "mastodon").unwrap();
+        let gap = state
+            .gaps
+            .iter()
+            .find(|g| g.kind == GapKind::RateLimited)
+            .expect("a rate-limit gap");
+        assert_eq!(
+            (gap.to.unwrap() - gap.from).num_milliseconds(),
+            200,
+            "the gap spans the clamped wait"
+        );
+    }
+}

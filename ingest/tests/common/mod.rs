@@ -29,6 +29,7 @@ pub fn fast_http() -> HttpConfig {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(5),
+        max_wait: Duration::from_secs(3600),
     }
 }
 
