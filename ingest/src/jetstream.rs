@@ -13,6 +13,14 @@
 //! them or `batch_wait` passes; when it is handed a cursor other than the one it reached (the
 //! last batch was not committed), it reconnects from the cursor it is given.
 //!
+//! ## Bounded reads
+//! A message or frame larger than [`JetstreamConfig::max_message_bytes`] (1 MiB) ends the
+//! connection with an error before it is buffered (a frame header announcing 1 GiB is refused
+//! at once); the connection and handshake must complete within `connect_timeout` (10 s), and a
+//! stream silent for `idle_timeout` (60 s: no event, no ping) is taken for dead. Each ends the
+//! poll with an error naming the source and URL, and the next poll reconnects from the
+//! committed cursor.
+//!
 //! ## Posts and deletions
 //! - A `create` (or `update`) commit of `app.bsky.feed.post` becomes a post: its `text`, its
 //!   first `langs` entry (else detected), its `createdAt` (else the event time).
@@ -29,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use vigie_record::{Envelope, Post, VigieId};
@@ -55,6 +64,32 @@ pub struct JetstreamConfig {
     /// Longest wait to fill a batch.
     #[serde(default = "default_batch_wait", with = "humantime_serde")]
     pub batch_wait: Duration,
+    /// The largest WebSocket message (and frame) accepted, in bytes; a larger one ends the
+    /// connection with an error. Jetstream events are a few KiB.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How long the connection and the WebSocket handshake may take.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long the stream may stay silent (no event, no ping) before it is taken for dead and
+    /// reopened: the firehose of posts is never quiet for long.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl JetstreamConfig {
+    /// A configuration named `name` reading `url`, every other setting at its default.
+    pub fn new(name: &str, url: &str) -> Self {
+        JetstreamConfig {
+            name: name.to_string(),
+            url: url.to_string(),
+            batch_size: default_batch_size(),
+            batch_wait: default_batch_wait(),
+            max_message_bytes: default_max_message_bytes(),
+            connect_timeout: default_connect_timeout(),
+            idle_timeout: default_idle_timeout(),
+        }
+    }
 }
 
 fn default_url() -> String {
@@ -65,6 +100,15 @@ fn default_batch_size() -> usize {
 }
 fn default_batch_wait() -> Duration {
     Duration::from_secs(2)
+}
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// The resume position.
@@ -147,8 +191,9 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Jetstream {
     config: JetstreamConfig,
     pseudonymiser: Pseudonymiser,
-    /// The open connection, and the cursor it has reached.
-    connection: Option<(Socket, JetCursor, String)>,
+    /// The open connection, the cursor it has reached, its URL, and when it last received a
+    /// message.
+    connection: Option<(Socket, JetCursor, String, tokio::time::Instant)>,
 }
 
 impl std::fmt::Debug for Jetstream {
@@ -286,16 +331,32 @@ impl Source for Jetstream {
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
         let committed: JetCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
-        let reusable = matches!(&self.connection, Some((_, reached, _)) if *reached == committed);
+        let reusable =
+            matches!(&self.connection, Some((_, reached, _, _)) if *reached == committed);
         if !reusable {
+            self.connection = None;
             let url = self.subscribe_url(&committed);
-            let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            let limits = WebSocketConfig::default()
+                .max_message_size(Some(self.config.max_message_bytes))
+                .max_frame_size(Some(self.config.max_message_bytes));
+            let connect =
+                tokio_tungstenite::connect_async_with_config(url.as_str(), Some(limits), false);
+            let (socket, _) = tokio::time::timeout(self.config.connect_timeout, connect)
                 .await
+                .map_err(|_| {
+                    self.error(
+                        &url,
+                        format!(
+                            "cannot connect: timed out after {:?} (connect_timeout)",
+                            self.config.connect_timeout
+                        ),
+                    )
+                })?
                 .map_err(|e| self.error(&url, format!("cannot connect: {e}")))?;
             tracing::info!(source = %self.config.name, url = %url, "connected");
-            self.connection = Some((socket, committed.clone(), url));
+            self.connection = Some((socket, committed.clone(), url, tokio::time::Instant::now()));
         }
-        let Some((mut socket, mut position, url)) = self.connection.take() else {
+        let Some((mut socket, mut position, url, mut heard_at)) = self.connection.take() else {
             return Err(self.error(&self.config.url, "no connection"));
         };
         let fetch = FetchInfo::new(
@@ -310,14 +371,23 @@ impl Source for Jetstream {
         let mut closed: Option<String> = None;
         let mut events = 0usize;
         while events < self.config.batch_size {
-            let message = match next_before(&mut socket, deadline).await {
+            let silent_until = heard_at + self.config.idle_timeout;
+            let message = match next_before(&mut socket, deadline.min(silent_until)).await {
                 Ok(Some(message)) => message,
+                Ok(None) if tokio::time::Instant::now() >= silent_until => {
+                    closed = Some(format!(
+                        "no message for {:?} (idle_timeout): the stream is taken for dead",
+                        self.config.idle_timeout
+                    ));
+                    break;
+                }
                 Ok(None) => break,
                 Err(why) => {
                     closed = Some(why);
                     break;
                 }
             };
+            heard_at = tokio::time::Instant::now();
             let text = match message {
                 Message::Text(text) => text,
                 Message::Close(frame) => {
@@ -363,7 +433,7 @@ impl Source for Jetstream {
             batch.cursor = Some(Cursor::encode(&position));
         }
         match closed {
-            None => self.connection = Some((socket, position, url)),
+            None => self.connection = Some((socket, position, url, heard_at)),
             Some(why) if batch.items.is_empty() && batch.cursor.is_none() => {
                 return Err(self.error(&url, why));
             }

@@ -7,6 +7,13 @@
 //! timeout, per-host rate limit and read timeout. Mastodon sends a `:thump` comment every few
 //! seconds, so a silent but healthy stream never trips the read timeout; a dead one does.
 //!
+//! ## Bounded reads
+//! Lines and events are bounded ([`MastodonStreamConfig::max_event_bytes`], 1 MiB) as the
+//! bytes arrive, before they are buffered: a server that sends one endless line, or `data:`
+//! lines without end, gets its connection closed with an error ([`ReadError::TooLong`]) and
+//! is reconnected to like any dropped stream. A server that accepts the connection and then
+//! sends nothing trips the connect or read timeout of the [`HttpClient`].
+//!
 //! ## Events
 //! - `update` (a Status JSON) becomes a post exactly as the REST source makes it
 //!   ([`mastodon`](crate::mastodon): same pseudonyms, plain text, language, and the same Vigie
@@ -91,6 +98,10 @@ pub struct MastodonStreamConfig {
     /// The environment variable holding an access token, if the instance wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+    /// The longest line, and the longest event (its lines but comments), accepted from the
+    /// stream, in bytes: a longer one ends the connection with an error (then a reconnection).
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
 }
 
 fn default_backfill() -> bool {
@@ -104,6 +115,9 @@ fn default_batch_size() -> usize {
 }
 fn default_batch_wait() -> Duration {
     Duration::from_secs(2)
+}
+fn default_max_event_bytes() -> usize {
+    1024 * 1024
 }
 
 /// The resume position: the newest status delivered, and the statuses remembered.
@@ -153,7 +167,91 @@ impl StreamCursor {
     }
 }
 
-type Events = BoxStream<'static, Result<Event, EventStreamError<reqwest::Error>>>;
+type Events = BoxStream<'static, Result<Event, EventStreamError<ReadError>>>;
+
+/// Why the bytes of a stream stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The connection failed (reset, read timeout...).
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// The server sent a line, or an event, longer than allowed.
+    #[error("the server sent {what} longer than the {limit} bytes allowed (max_event_bytes)")]
+    TooLong {
+        /// `a line` or `an event`.
+        what: &'static str,
+        /// [`MastodonStreamConfig::max_event_bytes`].
+        limit: usize,
+    },
+}
+
+/// Bounds the lines and events of a server-sent event stream as its bytes arrive, before the
+/// event parser buffers them: a server that sends one endless line (or endless `data:` lines
+/// with no blank line) is cut off once past the limit, not buffered without end.
+#[derive(Debug)]
+struct EventLimit {
+    max: usize,
+    /// Bytes of the line being read.
+    line: usize,
+    /// Whether that line is a comment (`:thump`): comments are not part of an event.
+    comment: bool,
+    /// Bytes of the event being read (its lines but comments).
+    event: usize,
+    /// The previous byte was a `\r` (so a `\n` now ends no further line).
+    after_cr: bool,
+}
+
+impl EventLimit {
+    fn new(max: usize) -> Self {
+        EventLimit {
+            max,
+            line: 0,
+            comment: false,
+            event: 0,
+            after_cr: false,
+        }
+    }
+
+    /// Checks the next bytes of the stream.
+    fn check(&mut self, bytes: &[u8]) -> Result<(), ReadError> {
+        for &b in bytes {
+            match b {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\r' | b'\n' => {
+                    self.after_cr = b == b'\r';
+                    if self.line == 0 {
+                        // A blank line ends the event.
+                        self.event = 0;
+                    } else if !self.comment {
+                        self.event += self.line;
+                    }
+                    self.line = 0;
+                    self.comment = false;
+                }
+                _ => {
+                    self.after_cr = false;
+                    if self.line == 0 && b == b':' {
+                        self.comment = true;
+                    }
+                    self.line += 1;
+                    if self.line > self.max {
+                        return Err(ReadError::TooLong {
+                            what: "a line",
+                            limit: self.max,
+                        });
+                    }
+                    if !self.comment && self.event + self.line > self.max {
+                        return Err(ReadError::TooLong {
+                            what: "an event",
+                            limit: self.max,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// An open stream and the cursor it has reached.
 struct Connection {
@@ -270,11 +368,17 @@ impl MastodonStream {
             .http
             .open_stream(&self.config.name, url, &headers)
             .await?;
-        let bytes = futures_util::stream::unfold(response, |mut r| async move {
+        let limit = EventLimit::new(self.config.max_event_bytes);
+        let bytes = futures_util::stream::unfold(Some((response, limit)), |state| async move {
+            let (mut r, mut limit) = state?;
             match r.chunk().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), r)),
+                Ok(Some(chunk)) => match limit.check(&chunk) {
+                    Ok(()) => Some((Ok(chunk), Some((r, limit)))),
+                    // Past the limit: the error, then the end (the connection is dropped).
+                    Err(e) => Some((Err(e), None)),
+                },
                 Ok(None) => None,
-                Err(e) => Some((Err(e), r)),
+                Err(e) => Some((Err(ReadError::Http(e)), None)),
             }
         });
         Ok(bytes.eventsource().boxed())
@@ -502,5 +606,31 @@ mod tests {
         assert_eq!(c.last_id.as_deref(), Some("100"));
         assert_eq!(unquote("\"123\""), "123");
         assert_eq!(unquote(" 123\n"), "123");
+    }
+
+    #[test]
+    fn an_endless_line_or_event_is_cut_off_but_heartbeats_and_crlf_are_not() {
+        let mut limit = EventLimit::new(16);
+        // Comments never count toward an event, however many.
+        for _ in 0..100 {
+            limit.check(b":thump\n").unwrap();
+        }
+        limit.check(b"event: x\r\ndata: 1\r\n\r\n").unwrap();
+        limit.check(b"event: x\r\ndata: 1\r\n\r\n").unwrap();
+        let mut limit = EventLimit::new(16);
+        limit.check(b"data: 12\r\n\r\ndata: 12\n\n").unwrap();
+        assert!(matches!(
+            limit.check(&[b'x'; 17]),
+            Err(ReadError::TooLong { what: "a line", .. })
+        ));
+        let mut limit = EventLimit::new(16);
+        limit.check(b"data: 1234\n").unwrap();
+        assert!(matches!(
+            limit.check(b"data: 1234\n"),
+            Err(ReadError::TooLong {
+                what: "an event",
+                ..
+            })
+        ));
     }
 }

@@ -156,10 +156,9 @@ async fn jetstream_server(events: Vec<(i64, String)>) -> (String, Arc<Mutex<Vec<
 fn source(url: &str) -> Jetstream {
     Jetstream::new(
         JetstreamConfig {
-            name: "bsky".into(),
-            url: url.into(),
             batch_size: 3,
             batch_wait: Duration::from_millis(300),
+            ..JetstreamConfig::new("bsky", url)
         },
         common::pseudonymiser(),
     )
@@ -289,5 +288,159 @@ async fn an_unreachable_stream_is_an_error_naming_source_and_url() {
             "bsky: {url}?wantedCollections=app.bsky.feed.post: cannot connect"
         )),
         "{e}"
+    );
+}
+
+/// A hostile server: each connection runs the next of `scripts` (the last one repeats) on
+/// the accepted socket; returns the URL and the number of connections.
+async fn hostile_server<F, Fut>(script: F) -> (String, Arc<Mutex<usize>>)
+where
+    F: Fn(usize, tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(Mutex::new(0usize));
+    let seen = count.clone();
+    let script = Arc::new(script);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let n = {
+                let mut c = seen.lock().unwrap();
+                *c += 1;
+                *c - 1
+            };
+            tokio::spawn(script(n, stream));
+        }
+    });
+    (format!("ws://{addr}/subscribe"), count)
+}
+
+fn guarded(url: &str) -> Jetstream {
+    Jetstream::new(
+        JetstreamConfig {
+            batch_size: 3,
+            batch_wait: Duration::from_millis(200),
+            max_message_bytes: 64 * 1024,
+            connect_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_millis(600),
+            ..JetstreamConfig::new("bsky", url)
+        },
+        common::pseudonymiser(),
+    )
+}
+
+fn one_event() -> String {
+    create(
+        ALICE,
+        T0 + 1,
+        "3n3av5q5hxum4",
+        post("Road reopened", &["en"]),
+    )
+}
+
+#[tokio::test]
+async fn a_frame_larger_than_max_message_bytes_is_an_error_and_the_stream_reconnects() {
+    let (url, connections) = hostile_server(|n, stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        match n {
+            // 2 MiB of valid JSON text: a post, but far past the limit.
+            0 => {
+                let huge = create(ALICE, T0, "3n3huge", post(&"x".repeat(2 << 20), &["en"]));
+                let _ = ws.send(Message::text(huge)).await;
+            }
+            // A frame header announcing 1 GiB, and a trickle of it.
+            1 => {
+                use tokio::io::AsyncWriteExt;
+                let raw = ws.get_mut();
+                let mut header = vec![0x81u8, 127];
+                header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+                let _ = raw.write_all(&header).await;
+                let _ = raw.write_all(&[b'x'; 1024]).await;
+            }
+            _ => {
+                let _ = ws.send(Message::text(one_event())).await;
+            }
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    let mut src = guarded(&url);
+    for attempt in 0..2 {
+        let e = tokio::time::timeout(
+            Duration::from_secs(10),
+            vigie_ingest::Source::poll(&mut src, None),
+        )
+        .await
+        .expect("no hang")
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("bsky: ws://") && e.contains("too long"),
+            "attempt {attempt}: {e}"
+        );
+    }
+    let batch = vigie_ingest::Source::poll(&mut src, None).await.unwrap();
+    assert_eq!(batch.items.len(), 1, "reconnected and read the next event");
+    assert_eq!(*connections.lock().unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_server_that_never_completes_the_handshake_times_out() {
+    let (url, _) = hostile_server(|_, stream| async move {
+        // Accept, read nothing, answer nothing, for a minute.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(stream);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        vigie_ingest::Source::poll(&mut guarded(&url), None),
+    )
+    .await
+    .expect("the handshake must time out, not hang")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("timed out") && e.contains("connect_timeout"),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_stream_silent_past_idle_timeout_is_dropped_and_reopened() {
+    let (url, connections) = hostile_server(|_, stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        let _ = ws.send(Message::text(one_event())).await;
+        // Then silence: no event, no ping, the socket open.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::in_data_dir(dir.path());
+    let options = RunOptions {
+        deadline: Some(tokio::time::Instant::now() + Duration::from_millis(2_500)),
+        error_backoff_base: Duration::from_millis(10),
+        error_backoff_max: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let report = driver::run(&mut guarded(&url), &store, &mut Collect::default(), options)
+        .await
+        .unwrap();
+    assert!(*connections.lock().unwrap() >= 2, "{report:?}");
+    assert!(report.failures >= 1, "{report:?}");
+    let state = store.load("bsky", "jetstream").unwrap();
+    let error = state.last_error.unwrap_or_default();
+    assert!(
+        error.contains("idle_timeout")
+            || state.gaps.iter().any(|g| g.detail.contains("idle_timeout")),
+        "{error} {:?}",
+        state.gaps
     );
 }

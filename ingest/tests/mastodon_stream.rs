@@ -224,6 +224,7 @@ fn config(base: &str) -> MastodonStreamConfig {
         batch_size: 200,
         batch_wait: Duration::from_millis(300),
         token_env: None,
+        max_event_bytes: 64 * 1024,
     }
 }
 
@@ -544,4 +545,56 @@ async fn a_silent_stream_trips_the_read_timeout_and_is_reopened() {
     let lasted = gap.to.unwrap() - gap.from;
     assert!(lasted < chrono::Duration::seconds(1), "{gap:?}");
     assert!(gap.detail.contains("stream failed"), "{}", gap.detail);
+}
+
+#[tokio::test]
+async fn an_endless_line_from_the_server_is_cut_off_and_the_stream_reconnects() {
+    let inst = Instance::default();
+    // One line of 4 MiB (then heartbeats): it never becomes an event, but it must not be
+    // buffered whole either.
+    let endless = format!("data: {}", "x".repeat(4 * 1024 * 1024));
+    inst.script(vec![update(1), (0, endless)], false);
+    inst.script(vec![update(2)], false);
+    let base = inst.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::in_data_dir(dir.path());
+    let mut sink = Collect::default();
+    let mut src = source(MastodonStreamConfig {
+        backfill: false,
+        ..config(&base)
+    });
+    driver::run(&mut src, &store, &mut sink, for_(2_000))
+        .await
+        .unwrap();
+    assert_eq!(sink.items().len(), 2, "{:?}", posts(&sink.items()));
+    let state = store.load("mamot-live", "mastodon-stream").unwrap();
+    assert_eq!(inst.connections.lock().unwrap().len(), 2, "{state:?}");
+    let gap = &state.gaps[0];
+    assert!(
+        gap.detail
+            .contains("a line longer than the 65536 bytes allowed"),
+        "{}",
+        gap.detail
+    );
+}
+
+#[tokio::test]
+async fn a_stream_server_that_accepts_and_never_answers_is_an_error_not_a_hang() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut src = source(config(&format!("http://{addr}")));
+    let started = std::time::Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(10), src.poll(None))
+        .await
+        .expect("a silent server must not hang the source")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("timed out"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
