@@ -11,6 +11,13 @@
 //! file is a sequence of zstd frames, one per batch (a valid zstd stream), so a capture cut
 //! short by a crash still decodes up to its last complete batch, and a capture can be resumed
 //! by appending to the same file.
+//!
+//! **A torn tail is repaired before appending.** A crash in the middle of a write leaves an
+//! incomplete frame (or, uncompressed, a line without its line break) at the end of the file;
+//! appending after it would make everything appended unreadable (a zstd decoder stops at the
+//! torn frame). So [`CaptureWriter::open`] first cuts the file back to its last complete frame
+//! (walking the frames by their headers, RFC 8878) or last line break, keeping every complete
+//! batch, and logs what it cut.
 
 use crate::driver::{BoxError, Sink};
 use crate::source::{Item, Tombstone};
@@ -79,12 +86,15 @@ impl CaptureWriter {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(path)
             .map_err(io_err)?;
+        let compressed = is_compressed(path);
+        repair_torn_tail(&file, compressed, path).map_err(io_err)?;
         Ok(CaptureWriter {
             path: path.to_path_buf(),
             file,
-            compressed: is_compressed(path),
+            compressed,
             written: 0,
         })
     }
@@ -112,6 +122,128 @@ impl CaptureWriter {
         })?;
         self.written += items.len() as u64;
         Ok(())
+    }
+}
+
+/// Cuts what a crash left half-written at the end of a capture, so that what is appended next
+/// is readable: after the last complete zstd frame of a compressed file, after the last line
+/// break of a plain one. Returns the bytes cut.
+fn repair_torn_tail(file: &std::fs::File, compressed: bool, path: &Path) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    let keep = if compressed {
+        complete_frames_len(file, len)?
+    } else {
+        last_line_end(file, len)?
+    };
+    if keep < len {
+        tracing::warn!(
+            "{}: cutting {} bytes of a torn {} at its end (offset {keep}) before appending",
+            path.display(),
+            len - keep,
+            if compressed { "zstd frame" } else { "line" }
+        );
+        file.set_len(keep)?;
+        file.sync_data()?;
+    }
+    Ok(len - keep)
+}
+
+/// The length of the plain file's prefix that ends with a line break (0 if none).
+fn last_line_end(file: &std::fs::File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The zstd frame magic number, and the range of skippable frames' ones (RFC 8878).
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+const SKIPPABLE_MAGIC: std::ops::RangeInclusive<u32> = 0x184D_2A50..=0x184D_2A5F;
+
+/// The length of the file's prefix made of complete zstd frames: the frames are walked by
+/// their headers and block headers (RFC 8878), reading a few bytes each, and the first frame
+/// that does not start right (garbage, zeros) or does not end within the file is where the
+/// complete prefix ends.
+fn complete_frames_len(file: &std::fs::File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    // `n` bytes at `at`, or None when the file ends first.
+    let read = |at: u64, n: usize| -> std::io::Result<Option<Vec<u8>>> {
+        if at.checked_add(n as u64).is_none_or(|end| end > len) {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, at)?;
+        Ok(Some(buf))
+    };
+    let le = |b: &[u8]| {
+        b.iter()
+            .rev()
+            .fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+    };
+    let mut complete = 0u64;
+    loop {
+        let Some(magic) = read(complete, 4)? else {
+            return Ok(complete);
+        };
+        let magic = le(&magic) as u32;
+        let mut at = complete + 4;
+        if SKIPPABLE_MAGIC.contains(&magic) {
+            let Some(size) = read(at, 4)? else {
+                return Ok(complete);
+            };
+            at += 4 + le(&size);
+        } else if magic == ZSTD_MAGIC {
+            let Some(descriptor) = read(at, 1)? else {
+                return Ok(complete);
+            };
+            let d = descriptor[0];
+            if d & 0x08 != 0 {
+                // The reserved bit is set: not a frame.
+                return Ok(complete);
+            }
+            let single_segment = d & 0x20 != 0;
+            let fcs = match d >> 6 {
+                0 => u64::from(single_segment),
+                1 => 2,
+                2 => 4,
+                _ => 8,
+            };
+            let dict = [0, 1, 2, 4][usize::from(d & 0x03)];
+            at += 1 + u64::from(!single_segment) + dict + fcs;
+            loop {
+                let Some(block) = read(at, 3)? else {
+                    return Ok(complete);
+                };
+                let header = le(&block);
+                let size = match (header >> 1) & 0x03 {
+                    0 | 2 => header >> 3,
+                    1 => 1,
+                    _ => return Ok(complete),
+                };
+                at += 3 + size;
+                if header & 1 == 1 {
+                    break;
+                }
+            }
+            if d & 0x04 != 0 {
+                at += 4;
+            }
+        } else {
+            return Ok(complete);
+        }
+        if at > len {
+            return Ok(complete);
+        }
+        complete = at;
     }
 }
 
@@ -249,6 +381,68 @@ mod tests {
             "{e}"
         );
         assert!(matches!(got[2], Ok(Item::Delete(_))));
+    }
+
+    #[test]
+    fn a_torn_zstd_frame_at_the_end_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        // Torn by a few bytes, torn just after the magic, and followed by zeros (a crash that
+        // left the file's new length but not its data).
+        for (n, tear) in [
+            |b: &mut Vec<u8>, _| b.truncate(b.len() - 3),
+            |b: &mut Vec<u8>, first| b.truncate(first + 5),
+            |b: &mut Vec<u8>, _| b.extend_from_slice(&[0u8; 100]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("c{n}.jsonl.zst"));
+            let mut w = CaptureWriter::open(&path).unwrap();
+            w.write(&items()).unwrap();
+            let first = std::fs::metadata(&path).unwrap().len() as usize;
+            w.write(&items()[..1]).unwrap();
+            drop(w);
+            let mut bytes = std::fs::read(&path).unwrap();
+            tear(&mut bytes, first);
+            std::fs::write(&path, &bytes).unwrap();
+
+            CaptureWriter::open(&path)
+                .unwrap()
+                .write(&items()[1..])
+                .unwrap();
+            let back: Vec<Item> = read(&path)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.unwrap())
+                .collect();
+            let mut want = items();
+            if n == 2 {
+                // The zeros came after a complete second batch: it is kept.
+                want.push(items()[0].clone());
+            }
+            want.push(items()[1].clone());
+            assert_eq!(back, want, "tear {n}");
+        }
+    }
+
+    #[test]
+    fn a_torn_line_at_the_end_of_a_plain_capture_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        CaptureWriter::open(&path).unwrap().write(&items()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        std::fs::write(&path, &bytes).unwrap();
+        CaptureWriter::open(&path)
+            .unwrap()
+            .write(&items()[..1])
+            .unwrap();
+        let back: Vec<Item> = read(&path)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(back, vec![items()[0].clone(), items()[0].clone()]);
     }
 
     #[test]
