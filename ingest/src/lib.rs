@@ -33,6 +33,9 @@
 //! records how the post was fetched: where from, when, by which ingestor and version, which
 //! source configuration and query matched, and the SHA-256 of the item's bytes as fetched.
 //!
+//! The key is 32 random bytes in `<data_dir>/keys/pseudonym.key`, private and made atomically
+//! by [`key::load_or_create_key`], which refuses a short or exposed key file.
+//!
 //! ## Coverage
 //! What a source could not see is recorded as time windows ([`state::Gap`]): outages,
 //! rate-limit waits, skipped pages. `vigie sources status` prints them.
@@ -46,6 +49,7 @@ pub mod driver;
 pub mod http;
 pub mod identities;
 pub mod jetstream;
+pub mod key;
 pub mod lang;
 pub mod mastodon;
 pub mod mastodon_stream;
