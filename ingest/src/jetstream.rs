@@ -461,4 +461,57 @@ mod tests {
         assert_eq!(c.at_time, vec!["c".to_string()]);
         assert!(c.already_delivered(10, "c"));
     }
+
+    const EVENT: &str = r#"{"did":"did:plc:eygmaihciaxprqvxpfvl6flk","time_us":1795766400000001,"kind":"commit","commit":{"rev":"3l3","operation":"create","collection":"app.bsky.feed.post","rkey":"3n3a","record":{"$type":"app.bsky.feed.post","createdAt":"2026-11-27T07:59:58.120Z","langs":["en"],"text":"Smoke, stay inside @bob.bsky.social","facets":[{"index":{"byteStart":19,"byteEnd":35},"features":[{"$type":"app.bsky.richtext.facet#mention","did":"did:plc:3ypijopijnzoc7kia4u7oncu"}]}]}}}"#;
+    const DELETE: &str = r#"{"did":"did:plc:eygmaihciaxprqvxpfvl6flk","time_us":1795766400000002,"kind":"commit","commit":{"rev":"3l4","operation":"delete","collection":"app.bsky.feed.post","rkey":"3n3a"}}"#;
+
+    fn source() -> Jetstream {
+        Jetstream::new(
+            JetstreamConfig::new("fuzz", "wss://jetstream.example/subscribe"),
+            Pseudonymiser::new(b"k"),
+        )
+    }
+
+    /// A frame decoded as `poll` does it: the event, its key, and its item.
+    fn read(j: &Jetstream, text: &str) -> Option<Result<Option<Item>, String>> {
+        let event: Event = serde_json::from_str(text).ok()?;
+        let mut cursor = JetCursor::default();
+        let key = event_key(&event);
+        if !cursor.already_delivered(event.time_us, &key) {
+            cursor.advance(event.time_us, key);
+        }
+        let fetch = FetchInfo::new(&j.config.url, None, KIND, "fuzz", &j.pseudonymiser);
+        Some(j.item(&event, text, &fetch))
+    }
+
+    #[test]
+    fn the_valid_samples_parse() {
+        let j = source();
+        assert!(matches!(read(&j, EVENT), Some(Ok(Some(Item::Post(_))))));
+        assert!(matches!(read(&j, DELETE), Some(Ok(Some(Item::Delete(_))))));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        #[test]
+        fn fuzzed_jetstream_frames_never_panic_and_leak_no_did(
+            frame in crate::fuzz::json_like(vec![EVENT.into(), DELETE.into()])
+        ) {
+            if let Some(Ok(Some(item))) = read(&source(), &frame) {
+                let json = match &item {
+                    Item::Post(e) => String::from_utf8(e.to_json()).unwrap(),
+                    Item::Delete(t) => serde_json::to_string(t).unwrap(),
+                };
+                proptest::prop_assert!(!json.contains("eygmaihciaxprqvxpfvl6flk"), "{}", json);
+            }
+        }
+
+        #[test]
+        fn fuzzed_jetstream_frame_bytes_never_panic(
+            frame in crate::fuzz::bytes_like(vec![EVENT.into(), DELETE.into()])
+        ) {
+            read(&source(), &String::from_utf8_lossy(&frame));
+        }
+    }
 }

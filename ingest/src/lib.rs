@@ -46,6 +46,8 @@ pub mod capture;
 pub mod config;
 pub mod crisislex;
 pub mod driver;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod identities;
 pub mod jetstream;

@@ -353,3 +353,74 @@ impl Source for Mastodon {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const STATUS: &str = r#"{"id":"113","created_at":"2026-11-27T08:00:00.000Z","uri":"https://mamot.fr/users/alice/statuses/113","url":"https://mamot.fr/@alice/113","content":"<p>Feu <a href=\"https://piaille.fr/@bob\">@<span>bob</span></a> &amp; fumée</p>","spoiler_text":"","language":"fr","visibility":"public","account":{"acct":"alice","url":"https://mamot.fr/@alice"},"mentions":[{"username":"bob","acct":"bob@piaille.fr","url":"https://piaille.fr/@bob"}],"reblog":null}"#;
+
+    fn source() -> Mastodon {
+        Mastodon::new(
+            MastodonConfig {
+                name: "fuzz".into(),
+                instance: "https://mamot.fr".into(),
+                hashtag: None,
+                local: false,
+                limit: 40,
+                poll_interval: Duration::from_secs(60),
+            },
+            HttpClient::new(crate::http::HttpConfig::default()).unwrap(),
+            Pseudonymiser::new(b"k"),
+        )
+        .unwrap()
+    }
+
+    /// A timeline page decoded as `page` does it: each status a post or a reason.
+    fn read(m: &Mastodon, page: &str) -> Vec<Result<Envelope, String>> {
+        let Ok(raw) = serde_json::from_str::<Vec<Box<RawValue>>>(page) else {
+            return Vec::new();
+        };
+        let fetch = m.fetch_info("https://mamot.fr/api/v1/timelines/public", Some(200));
+        raw.iter()
+            .map(|r| {
+                let _ = serde_json::from_str::<IdOnly>(r.get());
+                serde_json::from_str::<Status>(r.get())
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| m.post(s, r.get(), &fetch))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_valid_sample_parses() {
+        let got = read(&source(), &format!("[{STATUS}]"));
+        assert!(matches!(got.as_slice(), [Ok(_)]), "{got:?}");
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn fuzzed_status_json_never_panics_and_leaks_no_handle(
+            status in fuzz::json_like(vec![
+                STATUS.into(),
+                format!(r#"{{"id":"114","reblog":{STATUS},"visibility":"public","created_at":"2026-11-27T08:00:00Z","uri":"u","content":"","account":{{"acct":"carol"}}}}"#),
+            ])
+        ) {
+            let m = source();
+            for post in read(&m, &format!("[{status}]")).into_iter().flatten() {
+                prop_assert!(post.post.author.starts_with("ps:"));
+                let json = String::from_utf8(post.to_json()).unwrap();
+                prop_assert!(!json.contains("/@alice") && !json.contains("/users/alice"), "{}", json);
+            }
+        }
+
+        #[test]
+        fn fuzzed_timeline_pages_never_panic(page in fuzz::bytes_like(vec![format!("[{STATUS},{STATUS}]")])) {
+            read(&source(), &String::from_utf8_lossy(&page));
+        }
+    }
+}

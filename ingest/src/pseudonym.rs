@@ -522,6 +522,62 @@ mod tests {
         assert!(!once.contains("alice") && !once.contains("bob") && !once.contains("dana"));
     }
 
+    /// Texts made of the pieces handles, URLs and pseudonyms are made of.
+    fn handle_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces = prop::sample::select(vec![
+            "@",
+            "＠",
+            ".",
+            ":",
+            "/",
+            " ",
+            "-",
+            "_",
+            "alice",
+            "Bob",
+            "x",
+            "https://",
+            "HTTPS://",
+            "wss://",
+            "mamot.fr",
+            "127.0.0.1",
+            ":8080",
+            "/@",
+            "/users/",
+            "bsky.app/profile/",
+            "at://",
+            "did:plc:abc",
+            "reddit.com/u/",
+            "/r/u_",
+            "u/",
+            "twitter.com/",
+            ".rss",
+            "ps:",
+            "%40",
+            "é",
+            "\n",
+        ]);
+        prop::collection::vec(pieces, 0..24).prop_map(|p| p.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        #[test]
+        fn fuzzed_texts_never_panic_and_scrubbing_twice_is_scrubbing_once(
+            text in proptest::prop_oneof![handle_soup(), ".{0,200}"]
+        ) {
+            let p = Pseudonymiser::new(b"k");
+            let mut ctx = HandleContext::new("mastodon");
+            ctx.default_domain = Some("mamot.fr".into());
+            let once = p.scrub(&text, &ctx);
+            proptest::prop_assert_eq!(p.scrub(&once, &ctx), once.clone(), "from {:?}", text);
+            proptest::prop_assert_eq!(p.scrub_urls(&once), once);
+            crate::text::html_to_text(&text);
+        }
+    }
+
     #[test]
     fn a_recording_pseudonymiser_notes_authors_and_mentions() {
         let dir = tempfile::tempdir().unwrap();

@@ -378,4 +378,83 @@ mod tests {
         assert_eq!(id_value("t3_10"), Some(36));
         assert_eq!(id_value("t3_!"), None);
     }
+
+    const LINK: &str = r#"{"kind":"t3","data":{"name":"t3_1p4k2nl","author":"brinebrother","title":"Fire on Main St, cc u/dave","selftext":"see https://www.reddit.com/user/dave/","created_utc":1795766400.0,"permalink":"/r/Cooking/comments/1p4k2nl/fire/","removed_by_category":null}}"#;
+
+    fn source() -> Reddit {
+        Reddit::new(
+            RedditConfig {
+                name: "fuzz".into(),
+                subreddit: "Cooking".into(),
+                base_url: default_base_url(),
+                limit: 100,
+                max_pages: 10,
+                poll_interval: Duration::from_secs(60),
+            },
+            HttpClient::new(crate::http::HttpConfig::default()).unwrap(),
+            Pseudonymiser::new(b"k"),
+        )
+    }
+
+    /// A listing decoded as `poll` does it: each child an item or a reason.
+    fn read(r: &Reddit, listing: &str) -> Vec<Result<Item, String>> {
+        let Ok(listing) = serde_json::from_str::<Listing>(listing) else {
+            return Vec::new();
+        };
+        let fetch = FetchInfo::new(
+            "https://www.reddit.com/r/Cooking/new.json",
+            Some(200),
+            KIND,
+            "fuzz",
+            &r.pseudonymiser,
+        );
+        listing
+            .data
+            .children
+            .iter()
+            .map(|raw| {
+                if let Ok(n) = serde_json::from_str::<NameOnly>(raw.get()) {
+                    id_value(&n.data.name);
+                }
+                r.item(raw.get(), &fetch)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_valid_sample_parses() {
+        let got = read(
+            &source(),
+            &format!(r#"{{"data":{{"after":null,"children":[{LINK}]}}}}"#),
+        );
+        assert!(matches!(got.as_slice(), [Ok(Item::Post(_))]), "{got:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        #[test]
+        fn fuzzed_reddit_listings_never_panic_and_leak_no_handle(
+            listing in crate::fuzz::json_like(vec![
+                format!(r#"{{"data":{{"after":"t3_x","children":[{LINK},{LINK}]}}}}"#),
+            ])
+        ) {
+            for item in read(&source(), &listing).into_iter().flatten() {
+                if let Item::Post(e) = item {
+                    proptest::prop_assert!(e.post.author.starts_with("ps:"));
+                    let json = String::from_utf8(e.to_json()).unwrap();
+                    proptest::prop_assert!(!json.contains("user/dave") && !json.contains("u/dave"), "{}", json);
+                }
+            }
+        }
+
+        #[test]
+        fn fuzzed_reddit_listing_bytes_never_panic(
+            listing in crate::fuzz::bytes_like(vec![
+                format!(r#"{{"data":{{"after":"t3_x","children":[{LINK}]}}}}"#),
+            ])
+        ) {
+            read(&source(), &String::from_utf8_lossy(&listing));
+        }
+    }
 }

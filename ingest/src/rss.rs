@@ -81,6 +81,15 @@ impl Feed {
         }
     }
 
+    /// The feed document `body` (RSS, Atom or JSON Feed), its links resolved against the feed's
+    /// URL.
+    fn parse(&self, body: &[u8]) -> Result<feed_rs::model::Feed, feed_rs::parser::ParseFeedError> {
+        feed_rs::parser::Builder::new()
+            .base_uri(Some(&self.config.url))
+            .build()
+            .parse(body)
+    }
+
     fn post(
         &self,
         entry: &feed_rs::model::Entry,
@@ -196,18 +205,14 @@ impl Source for Feed {
         if fetched.status == 304 {
             return Ok(batch);
         }
-        let feed = feed_rs::parser::Builder::new()
-            .base_uri(Some(&self.config.url))
-            .build()
-            .parse(fetched.body.as_slice())
-            .map_err(|e| {
-                let content_type = fetched.header("content-type").unwrap_or("no Content-Type");
-                FetchError {
-                    source_name: self.config.name.clone(),
-                    url: self.config.url.clone(),
-                    kind: FetchErrorKind::BadFeed(format!("{e} (Content-Type {content_type})")),
-                }
-            })?;
+        let feed = self.parse(&fetched.body).map_err(|e| {
+            let content_type = fetched.header("content-type").unwrap_or("no Content-Type");
+            FetchError {
+                source_name: self.config.name.clone(),
+                url: self.config.url.clone(),
+                kind: FetchErrorKind::BadFeed(format!("{e} (Content-Type {content_type})")),
+            }
+        })?;
         let fetch = FetchInfo::new(
             &self.config.url,
             Some(fetched.status),
@@ -248,5 +253,77 @@ impl Source for Feed {
             seen,
         }));
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const RSS: &str = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Préfecture</title><language>fr</language>
+<item><title>Incendie</title><link>https://mastodon.social/@alice/1</link><description><![CDATA[<p>Suivez @bob</p>]]></description>
+<pubDate>Fri, 27 Nov 2026 09:05:00 +0100</pubDate><guid>urn:1</guid><author>x@y.fr (Alice)</author></item></channel></rss>"#;
+    const ATOM: &str = r#"<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Fire</title>
+<id>urn:f</id><updated>2026-11-27T10:00:00Z</updated><entry><title type="html">Smoke &lt;b&gt;north&lt;/b&gt;</title>
+<link href="/plume"/><id>tag:f,2026:/plume</id><published>2026-11-27T09:40:00Z</published><author><name>J</name></author>
+<summary type="html">&lt;p&gt;Keep windows closed&lt;/p&gt;</summary></entry></feed>"#;
+    const JSON_FEED: &str = r#"{"version":"https://jsonfeed.org/version/1.1","title":"Alerts","items":[{"id":"1","content_html":"<p>Flood</p>","url":"https://x.org/1","date_published":"2026-11-27T10:00:00Z","authors":[{"name":"@carol"}]}]}"#;
+
+    fn feed() -> Feed {
+        Feed::new(
+            FeedConfig {
+                name: "fuzz".into(),
+                url: "https://mastodon.social/@alice.rss".into(),
+                poll_interval: Duration::from_secs(60),
+            },
+            HttpClient::new(crate::http::HttpConfig::default()).unwrap(),
+            Pseudonymiser::new(b"k"),
+        )
+    }
+
+    /// Every entry of whatever parses becomes a post or a skipped item; nothing panics.
+    fn read(feed: &Feed, body: &[u8]) -> Vec<Result<Envelope, String>> {
+        let Ok(parsed) = feed.parse(body) else {
+            return Vec::new();
+        };
+        let fetch = FetchInfo::new(
+            &feed.config.url,
+            Some(200),
+            KIND,
+            "fuzz",
+            &feed.pseudonymiser,
+        );
+        parsed
+            .entries
+            .iter()
+            .map(|e| feed.post(e, &parsed, &fetch, body))
+            .collect()
+    }
+
+    #[test]
+    fn the_valid_samples_parse() {
+        let feed = feed();
+        for sample in [RSS, ATOM, JSON_FEED] {
+            let posts = read(&feed, sample.as_bytes());
+            assert_eq!(posts.len(), 1, "{sample}");
+            assert!(posts[0].is_ok(), "{posts:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn fuzzed_feeds_never_panic_and_leak_no_feed_handle(
+            body in fuzz::bytes_like(vec![RSS.into(), ATOM.into(), JSON_FEED.into()])
+        ) {
+            let feed = feed();
+            for post in read(&feed, &body).into_iter().flatten() {
+                prop_assert!(post.post.author.starts_with("ps:"));
+                prop_assert!(!post.provenance.fetch_url.contains("alice"));
+            }
+        }
     }
 }
