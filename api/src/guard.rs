@@ -5,16 +5,39 @@
 //! runs; then the entry — allowed or refused — is appended to the access log and made durable,
 //! and only then is the response released. If the append fails the caller gets a 500 problem
 //! instead of the response: no access goes unlogged.
+//!
+//! ## Deny by default
+//! A request whose (method, route) has no row in the permission table is refused (405), whoever
+//! sends it; `HEAD` needs what `GET` needs (its `Content-Length` would otherwise tell a role
+//! that may not search how large an answer is). Requests that match no route reach the 404
+//! fallback, which touches no data.
+//!
+//! ## Bounds
+//! - A query string longer than [`ServeLimits::max_query_bytes`] is refused (414) without being
+//!   parsed; the request is answered [`ServeLimits::request_timeout`] at the latest (503); a
+//!   handler that panics is answered 500 ([`crate::router_with`]); all three are logged.
+//! - The entries of **anonymous** requests — no valid token, or no such endpoint — are logged in a
+//!   capped form (at most [`ANONYMOUS_PARAMS`] parameters, each name, value and the path cut to
+//!   [`ANONYMOUS_FIELD_CHARS`] characters, `"_capped": true` when something was cut), and
+//!   rate-limited ([`ServeLimits::anonymous_per_second`], bursts of
+//!   [`ServeLimits::anonymous_burst`]): past the limit such a request is answered 429 and not
+//!   logged one by one; the next anonymous entry logged says how many were refused so
+//!   (`"_refused_unlogged": N`). So no client without a token can fill the log or its disk, and
+//!   the log still accounts for every request. Authenticated requests are never rate-limited
+//!   nor capped.
 
 use crate::access_log::Access;
 use crate::users::{Caller, Permission};
-use crate::{AppState, Problem};
+use crate::{AppState, Problem, ServeLimits};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::{DefaultDirectRateLimiter, Quota};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What a handler tells the access log about its answer (a response extension).
@@ -39,6 +62,72 @@ pub(crate) struct Guard {
     /// Whether accesses are logged: always, except in the router of
     /// [`crate::router_without_access_log`] (load tests only).
     pub log_accesses: bool,
+    /// Request time and query-string bounds.
+    pub limits: ServeLimits,
+    /// The rate limit of anonymous entries.
+    pub anonymous: Arc<AnonymousLimit>,
+}
+
+/// Most parameters kept in the entry of an anonymous request.
+pub const ANONYMOUS_PARAMS: usize = 8;
+
+/// Longest parameter name or value, and path, kept in the entry of an anonymous request.
+pub const ANONYMOUS_FIELD_CHARS: usize = 128;
+
+/// The rate limit of anonymous requests' entries, and how many were refused unlogged.
+pub(crate) struct AnonymousLimit {
+    limiter: DefaultDirectRateLimiter,
+    refused: AtomicU64,
+}
+
+impl AnonymousLimit {
+    /// `per_second` entries a second on average, in bursts of at most `burst`.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        AnonymousLimit {
+            limiter: governor::RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether one more anonymous entry may be logged now; counts it as refused if not.
+    fn admit(&self) -> bool {
+        let admitted = self.limiter.check().is_ok();
+        if !admitted {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+}
+
+/// `text` cut to [`ANONYMOUS_FIELD_CHARS`] characters; whether it was cut.
+fn cap(text: &str) -> (String, bool) {
+    match text.char_indices().nth(ANONYMOUS_FIELD_CHARS) {
+        Some((end, _)) => (text[..end].to_string(), true),
+        None => (text.to_string(), false),
+    }
+}
+
+/// The capped form of an anonymous request's path and parameters (see the module doc).
+fn capped(endpoint: &str, params: Map<String, Value>) -> (String, Map<String, Value>) {
+    let (endpoint, mut cut) = cap(endpoint);
+    let total = params.len();
+    let mut kept = Map::new();
+    for (name, value) in params.into_iter().take(ANONYMOUS_PARAMS) {
+        let (name, name_cut) = cap(&name);
+        let text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let (text, value_cut) = cap(&text);
+        cut |= name_cut || value_cut;
+        kept.insert(name, Value::String(text));
+    }
+    if cut || total > ANONYMOUS_PARAMS {
+        kept.insert("_capped".into(), Value::Bool(true));
+    }
+    (endpoint, kept)
 }
 
 /// The query string as a JSON object; a repeated name keeps all its values, in an array.
@@ -103,25 +192,107 @@ fn forbidden(caller: &Caller, permission: Permission) -> Response {
     .into_response()
 }
 
+fn refused(status: StatusCode, title: &str, detail: String) -> Response {
+    Problem::new(status, title, detail).into_response()
+}
+
 pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
-    let endpoint = request.uri().path().to_string();
-    let params = query_params(request.uri().query());
-    let required = request.extensions().get::<MatchedPath>().and_then(|m| {
-        let key = (request.method().clone(), m.as_str());
-        guard.permissions.get(&key).copied()
-    });
+    let mut endpoint = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("");
+    let query_too_long = query.len() > guard.limits.max_query_bytes;
+    let mut params = if query_too_long {
+        let mut only = Map::new();
+        only.insert("_query_bytes".into(), query.len().into());
+        only
+    } else {
+        query_params(Some(query))
+    };
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    // HEAD is a GET without its body: it takes GET's permission (deny by default otherwise).
+    let as_method = if request.method() == Method::HEAD {
+        Method::GET
+    } else {
+        request.method().clone()
+    };
+    let required = matched
+        .as_deref()
+        .and_then(|path| guard.permissions.get(&(as_method, path)).copied());
     let token = bearer(request.headers());
     let caller = token.and_then(|t| guard.app.users.authenticate(t));
-    let response = match (&caller, required) {
-        (None, _) => unauthorized(token.is_some()),
-        (Some(c), Some(p)) if !c.role.allows(p) => forbidden(c, p),
-        (Some(c), _) => {
+    let anonymous = caller.is_none() || matched.is_none();
+    if anonymous && guard.log_accesses && !guard.anonymous.admit() {
+        let mut response = refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests",
+            "too many requests without a valid token or to no endpoint; wait a second".into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    let response = match (&caller, &matched, required) {
+        (None, _, _) => unauthorized(token.is_some()),
+        (Some(_), _, _) if query_too_long => refused(
+            StatusCode::URI_TOO_LONG,
+            "query string too long",
+            format!(
+                "the query string is {} bytes; at most {} are accepted",
+                query.len(),
+                guard.limits.max_query_bytes
+            ),
+        ),
+        (Some(_), Some(path), None) => {
+            let allowed: Vec<String> = guard
+                .permissions
+                .keys()
+                .filter(|(_, p)| p == path)
+                .map(|(m, _)| m.to_string())
+                .collect();
+            let mut response = refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                format!(
+                    "{method} is not served at {path}; use {}",
+                    allowed.join(" or ")
+                ),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        (Some(c), _, Some(p)) if !c.role.allows(p) => forbidden(c, p),
+        (Some(c), _, _) => {
             let mut request = request;
             request.extensions_mut().insert(c.clone());
-            next.run(request).await
+            match tokio::time::timeout(guard.limits.request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request timed out",
+                    format!(
+                        "no answer within {:?}: narrow the query (fewer terms, a shorter period) \
+                         or try again later",
+                        guard.limits.request_timeout
+                    ),
+                ),
+            }
         }
     };
+    if anonymous {
+        let (cut_endpoint, cut_params) = capped(&endpoint, std::mem::take(&mut params));
+        endpoint = cut_endpoint;
+        params = cut_params;
+        let refused_before = guard.anonymous.refused.swap(0, Ordering::Relaxed);
+        if refused_before > 0 {
+            params.insert("_refused_unlogged".into(), refused_before.into());
+        }
+    }
     let outcome = response
         .extensions()
         .get::<Outcome>()
@@ -135,7 +306,6 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
             .filter(|p| !p.is_empty())
             .map(String::from)
     });
-    let mut params = params;
     params.extend(outcome.params);
     let access = Access {
         time: chrono::Utc::now(),

@@ -29,12 +29,14 @@ mod problem;
 pub mod retention;
 pub mod reviews;
 mod search;
+pub mod server;
 pub mod users;
 pub mod work;
 
 pub use access_log::AccessLog;
 pub use problem::Problem;
 pub use reviews::ReviewStore;
+pub use server::ServeLimits;
 pub use users::UserStore;
 pub use work::IndexWork;
 
@@ -134,21 +136,52 @@ async fn not_found(uri: Uri) -> Problem {
     )
 }
 
-/// The API's routes over `state`.
+/// The API's routes over `state`, with the default [`ServeLimits`].
 pub fn router(state: AppState) -> Router {
-    build_router(state, true)
+    router_with(state, &ServeLimits::default())
+}
+
+/// The API's routes over `state`, bounded by `limits` (request time, body and query size).
+///
+/// Layers, outermost first: the [`guard`] (token, role, access log, request timeout, query
+/// length), the body limit, then a panic catcher, so a handler that panics is answered 500 and
+/// that answer is logged like any other.
+pub fn router_with(state: AppState, limits: &ServeLimits) -> Router {
+    build_router(state, limits, true)
 }
 
 /// The same routes, tokens and roles, but **no access-log entries**: only for measuring what the
 /// access log costs (`vigie bench search`). Never serve it to analysts.
 pub fn router_without_access_log(state: AppState) -> Router {
-    build_router(state, false)
+    build_router(state, &ServeLimits::default(), false)
 }
 
-fn build_router(state: AppState, log_accesses: bool) -> Router {
+/// The answer to a handler that panicked: a 500 problem, without the panic's text.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a request handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error",
+        "the server failed while answering this request; it is logged, tell the administrator",
+    )
+    .into_response()
+}
+
+fn build_router(state: AppState, limits: &ServeLimits, log_accesses: bool) -> Router {
+    assemble(state, limits, log_accesses, routes())
+}
+
+/// The router of the `/v1/` routes of `table`, behind the guard, and the open routes.
+fn assemble(
+    state: AppState,
+    limits: &ServeLimits,
+    log_accesses: bool,
+    table: Vec<Route>,
+) -> Router {
     let mut permissions = HashMap::new();
     let mut api = Router::new();
-    for r in routes() {
+    for r in table {
         permissions.insert((r.method, r.path), r.permission);
         api = api.route(r.path, r.handler);
     }
@@ -156,25 +189,41 @@ fn build_router(state: AppState, log_accesses: bool) -> Router {
         app: state.clone(),
         permissions: Arc::new(permissions),
         log_accesses,
+        limits: limits.clone(),
+        anonymous: Arc::new(guard::AnonymousLimit::new(
+            limits.anonymous_per_second,
+            limits.anonymous_burst,
+        )),
     };
     api.fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
         .route("/healthz", get(|| async { "ok" }))
         .route("/openapi.json", get(openapi::get_openapi))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then signs the access log's final
-/// checkpoint.
+/// Serves the API on `listener` with the default [`ServeLimits`] until `shutdown` resolves,
+/// then signs the access log's final checkpoint.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, &ServeLimits::default(), shutdown).await
+}
+
+/// Serves the API on `listener` within `limits` (see [`server`]) until `shutdown` resolves,
+/// then signs the access log's final checkpoint.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: &ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let log = state.log.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    server::serve_router(listener, router_with(state, limits), limits, shutdown).await?;
     log.close()
         .await
         .map(|_| ())
@@ -188,9 +237,14 @@ pub async fn serve_without_access_log(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_without_access_log(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = ServeLimits::default();
+    server::serve_router(
+        listener,
+        router_without_access_log(state),
+        &limits,
+        shutdown,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -211,6 +265,11 @@ mod tests {
     }
 
     fn app() -> TestApp {
+        app_with(&ServeLimits::default(), Vec::new())
+    }
+
+    /// The app with `extra` routes besides the real ones.
+    fn app_with(limits: &ServeLimits, extra: Vec<Route>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let mut w = index.writer().unwrap();
@@ -228,15 +287,18 @@ mod tests {
         let users_file = dir.path().join("users.json");
         let analyst = users::add_user(&users_file, "ana", Role::Analyst).unwrap();
         let users = UserStore::open(&users_file).unwrap();
+        let state = AppState {
+            index,
+            log: log.clone(),
+            users,
+            reviews: ReviewStore::open(&dir.path().join("reviews.jsonl")).unwrap(),
+            alert_threshold: 0.5,
+            work: crate::IndexWork::default(),
+        };
+        let mut table = routes();
+        table.extend(extra);
         TestApp {
-            router: router(AppState {
-                index,
-                log: log.clone(),
-                users,
-                reviews: ReviewStore::open(&dir.path().join("reviews.jsonl")).unwrap(),
-                alert_threshold: 0.5,
-                work: crate::IndexWork::default(),
-            }),
+            router: assemble(state, limits, true, table),
             log,
             analyst,
             _dir: dir,
@@ -389,5 +451,56 @@ mod tests {
                 "{method} {uri} hit the fallback"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_and_logged() {
+        async fn boom() -> &'static str {
+            panic!("a bug in a handler")
+        }
+        let extra = vec![Route {
+            method: Method::GET,
+            path: "/v1/boom",
+            permission: Permission::Search,
+            handler: axum::routing::get(boom),
+        }];
+        let app = app_with(&ServeLimits::default(), extra);
+        let (status, ctype, body) = get(&app, "/v1/boom?purpose=p").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ctype, "application/problem+json");
+        assert!(!body.to_string().contains("a bug"), "{body}");
+        let entries = logged(&app);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].endpoint.as_str(), entries[0].status),
+            ("/v1/boom", 500)
+        );
+        // The router still answers.
+        let (status, _, _) = get(&app, "/v1/search?q=fire&purpose=p").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_time_is_answered_503_and_logged() {
+        async fn slow() -> &'static str {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            "late"
+        }
+        let extra = vec![Route {
+            method: Method::GET,
+            path: "/v1/slow",
+            permission: Permission::Search,
+            handler: axum::routing::get(slow),
+        }];
+        let limits = ServeLimits {
+            request_timeout: std::time::Duration::from_millis(200),
+            ..ServeLimits::default()
+        };
+        let app = app_with(&limits, extra);
+        let started = std::time::Instant::now();
+        let (status, _, body) = get(&app, "/v1/slow?purpose=p").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(logged(&app)[0].status, 503);
     }
 }

@@ -404,6 +404,9 @@ fn deleted_answer(
     )
 }
 
+/// The longest review note kept, in characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
+
 /// The body of a review.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -437,23 +440,61 @@ pub(crate) async fn post_review(
     body: Result<Json<ReviewRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Extension<Outcome>, Json<Review>), Problem> {
     let Json(body) = body.map_err(|e| {
-        Problem::bad_request(
+        Problem::json_body(
             "invalid review",
-            format!(
-                "{}; send JSON like {{\"verdict\": \"confirmed\" | \"false_alarm\" | \
-                 \"unclear\", \"note\": \"...\"}}",
-                e.body_text()
-            ),
+            &e,
+            "send JSON like {\"verdict\": \"confirmed\" | \"false_alarm\" | \"unclear\", \
+             \"note\": \"...\"}",
         )
     })?;
+    if body.note.chars().count() > MAX_NOTE_CHARS {
+        return Err(Problem::bad_request(
+            "invalid review",
+            format!(
+                "the note has {} characters; at most {MAX_NOTE_CHARS} are kept: shorten it",
+                body.note.chars().count()
+            ),
+        ));
+    }
     lookup(&state, &id).await?;
     let review = Review {
         post: id.clone(),
         verdict: body.verdict,
         note: body.note,
-        user: caller.name,
+        user: caller.name.clone(),
         time: Utc::now(),
     };
+    let mut params = serde_json::Map::new();
+    params.insert(
+        "verdict".into(),
+        serde_json::to_value(review.verdict).unwrap_or_default(),
+    );
+    params.insert("note".into(), review.note.clone().into());
+    // Logged before it is stored: a review whose entry cannot be made durable is not kept. The
+    // guard then logs the request's answer (201, or 500 if storing failed) as for any request.
+    let intent = Access {
+        time: review.time,
+        user: Some(caller.name),
+        role: Some(caller.role.to_string()),
+        purpose: None,
+        method: "POST".into(),
+        endpoint: format!("/v1/posts/{id}/review"),
+        params: {
+            let mut p = params.clone();
+            p.insert("stage".into(), "before storing".into());
+            p
+        },
+        status: StatusCode::ACCEPTED.as_u16(),
+        count: 1,
+        posts: vec![id.clone()],
+    };
+    state.log.append(intent).await.map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "access log unavailable",
+            format!("the review was not stored because it could not be logged ({e})"),
+        )
+    })?;
     let (store, stored) = (state.reviews.clone(), review.clone());
     tokio::task::spawn_blocking(move || store.add(stored))
         .await
@@ -464,7 +505,6 @@ pub(crate) async fn post_review(
         "verdict".into(),
         serde_json::to_value(review.verdict).unwrap_or_default(),
     );
-    params.insert("note".into(), review.note.clone().into());
     let outcome = Outcome {
         purpose: None,
         count: 1,

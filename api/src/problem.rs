@@ -50,6 +50,20 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, title, detail)
     }
 
+    /// A JSON body that could not be read: 413 when it is over the body limit, 400 otherwise;
+    /// `hint` says what to send.
+    pub fn json_body(
+        title: impl Into<String>,
+        rejection: &axum::extract::rejection::JsonRejection,
+        hint: &str,
+    ) -> Self {
+        let status = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, title, format!("{}; {hint}", rejection.body_text()))
+    }
+
     /// 500 Internal Server Error: `title`, with the error as detail.
     pub fn internal(title: impl Into<String>, error: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, title, error.to_string())

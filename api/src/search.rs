@@ -280,6 +280,9 @@ pub(crate) fn index_problem(e: IndexError) -> Problem {
             "invalid query",
             format!("`q`: {q}; see tantivy's query syntax, e.g. `fire AND lyon`, `\"gas leak\"`"),
         ),
+        IndexError::QueryLimit(why) => {
+            Problem::bad_request("query too complex", format!("`q`: {why}"))
+        }
         IndexError::Cursor(c) => Problem::bad_request("invalid `cursor`", c),
         other => internal("search failed", other),
     }
@@ -387,14 +390,12 @@ pub(crate) async fn post_search(
     body: Result<Json<SearchBody>, JsonRejection>,
 ) -> Result<(Extension<Outcome>, Json<SearchResponse>), Problem> {
     let Json(body) = body.map_err(|e| {
-        Problem::bad_request(
+        Problem::json_body(
             "invalid search body",
-            format!(
-                "{}; send a JSON object with the fields of GET /v1/search (`q`, `purpose`, \
-                 `limit`, `from`, `to`, `min_score`, `category`, `source`, `lang`, `sort`, \
-                 `cursor`, `collapse`)",
-                e.body_text()
-            ),
+            &e,
+            "send a JSON object with the fields of GET /v1/search (`q`, `purpose`, `limit`, \
+             `from`, `to`, `min_score`, `category`, `source`, `lang`, `sort`, `cursor`, \
+             `collapse`)",
         )
     })?;
     let params = match serde_json::to_value(&body) {
@@ -461,7 +462,9 @@ fn interval(value: Option<String>) -> Result<i64, Problem> {
             ),
         )
     };
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    // The unit is the last character, which need not be one byte (`1é`).
+    let split = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (number, unit) = text.split_at(split);
     let n: i64 = number.parse().map_err(|_| bad())?;
     let unit = match unit {
         "s" => 1,

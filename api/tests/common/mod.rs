@@ -32,6 +32,15 @@ pub async fn start(checkpoint_every: u64) -> Server {
 
 /// A server over an index of `posts`.
 pub async fn start_with(posts: &[vigie_record::Envelope], checkpoint_every: u64) -> Server {
+    start_limited(posts, checkpoint_every, vigie_api::ServeLimits::default()).await
+}
+
+/// A server over an index of `posts`, serving within `limits`.
+pub async fn start_limited(
+    posts: &[vigie_record::Envelope],
+    checkpoint_every: u64,
+    limits: vigie_api::ServeLimits,
+) -> Server {
     let data = tempfile::tempdir().unwrap();
     let index = PostIndex::open(&data.path().join("index")).unwrap();
     let mut w = index.writer().unwrap();
@@ -69,9 +78,12 @@ pub async fn start_with(posts: &[vigie_record::Envelope], checkpoint_every: u64)
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(vigie_api::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(async move {
+        vigie_api::serve_with(listener, state, &limits, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
     Server {
         base,
         log_path: log.path().to_path_buf(),
