@@ -200,7 +200,14 @@ fn write_file(path: &Path, file: &UsersFile) -> Result<(), UserError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension("json.tmp");
+    // A temporary name of this process and moment: two writers never share one.
+    let tmp = path.with_extension(format!(
+        "json.{}.{}.tmp",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -213,8 +220,47 @@ fn write_file(path: &Path, file: &UsersFile) -> Result<(), UserError> {
         reason: e.to_string(),
     })?;
     bytes.push(b'\n');
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    if let Err(e) = f.write_all(&bytes).and_then(|_| f.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    // The rename is durable only once the directory is.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
+
+/// Runs `change` on the users file at `path` and writes the result, holding an exclusive lock
+/// (`<path>.lock`) from the read to the write, so two `vigie users` commands at once never lose
+/// each other's change.
+fn update<T>(
+    path: &Path,
+    change: impl FnOnce(&mut UsersFile) -> Result<T, UserError>,
+) -> Result<T, UserError> {
+    use fs4::fs_std::FileExt;
+    let io = |source| UserError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path.with_extension("json.lock"))
+        .map_err(io)?;
+    lock.lock_exclusive().map_err(io)?;
+    let mut file = read_file(path)?;
+    let out = change(&mut file)?;
+    write_file(path, &file)?;
+    Ok(out)
 }
 
 /// Adds user `name` with `role` to the users file at `path`; returns the token, which is
@@ -228,34 +274,33 @@ pub fn add_user(path: &Path, name: &str, role: Role) -> Result<String, UserError
     if !valid {
         return Err(UserError::BadName(name.to_string()));
     }
-    let mut file = read_file(path)?;
-    if file.users.iter().any(|u| u.name == name) {
-        return Err(UserError::Exists(name.to_string()));
-    }
-    let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).map_err(|e| UserError::Random(e.to_string()))?;
-    let token = format!("vigie_{}", hex::encode(secret));
-    file.users.push(User {
-        name: name.to_string(),
-        role,
-        token_sha256: token_sha256(&token),
-        created: chrono::Utc::now(),
-    });
-    write_file(path, &file)?;
-    Ok(token)
+    update(path, |file| {
+        if file.users.iter().any(|u| u.name == name) {
+            return Err(UserError::Exists(name.to_string()));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| UserError::Random(e.to_string()))?;
+        let token = format!("vigie_{}", hex::encode(secret));
+        file.users.push(User {
+            name: name.to_string(),
+            role,
+            token_sha256: token_sha256(&token),
+            created: chrono::Utc::now(),
+        });
+        Ok(token)
+    })
 }
 
 /// Removes user `name`; their token stops working.
 pub fn remove_user(path: &Path, name: &str) -> Result<User, UserError> {
-    let mut file = read_file(path)?;
-    let at = file
-        .users
-        .iter()
-        .position(|u| u.name == name)
-        .ok_or_else(|| UserError::NotFound(name.to_string()))?;
-    let user = file.users.remove(at);
-    write_file(path, &file)?;
-    Ok(user)
+    update(path, |file| {
+        let at = file
+            .users
+            .iter()
+            .position(|u| u.name == name)
+            .ok_or_else(|| UserError::NotFound(name.to_string()))?;
+        Ok(file.users.remove(at))
+    })
 }
 
 /// The users of the file at `path` (none when it does not exist).
@@ -414,5 +459,31 @@ mod tests {
         );
         assert!(!Role::Experimenter.allows(Permission::Search));
         assert!(!Role::Admin.allows(Permission::Search));
+    }
+
+    #[test]
+    fn users_added_at_the_same_time_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(USERS_FILE);
+        let threads: Vec<_> = (0..12)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for n in 0..4 {
+                        add_user(&path, &format!("u{t}-{n}"), Role::Analyst).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(list_users(&path).unwrap().len(), 48);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
