@@ -52,7 +52,7 @@ pub const PINNED: usize = 8;
 /// The longest query text accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;
 
-/// The deepest nesting of parentheses accepted in a query.
+/// The deepest nesting of parentheses accepted in a query, and the most `NOT` operators.
 pub const MAX_QUERY_DEPTH: usize = 32;
 
 /// Refuses a query text the parser could not safely handle: too long, or nested too deep.
@@ -79,6 +79,16 @@ pub fn check_query_limits(text: &str) -> Result<(), IndexError> {
     if deepest > MAX_QUERY_DEPTH {
         return Err(IndexError::QueryLimit(format!(
             "the query nests parentheses {deepest} deep; at most {MAX_QUERY_DEPTH} are accepted"
+        )));
+    }
+    // Each `NOT` is one more level of the parser's recursion (a thousand overflow its stack).
+    let nots = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|word| *word == "NOT")
+        .count();
+    if nots > MAX_QUERY_DEPTH {
+        return Err(IndexError::QueryLimit(format!(
+            "the query has {nots} `NOT` operators; at most {MAX_QUERY_DEPTH} are accepted"
         )));
     }
     Ok(())
@@ -1094,6 +1104,85 @@ mod tests {
                 "the serving handle never saw the other writer's commit"
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Pieces of tantivy's query syntax, so that random queries reach deep into the parser.
+        fn token() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("(".to_string()),
+                Just(")".to_string()),
+                Just("\"".to_string()),
+                Just("-".to_string()),
+                Just("+".to_string()),
+                Just("NOT ".to_string()),
+                Just(" AND ".to_string()),
+                Just(" OR ".to_string()),
+                Just("text_en:".to_string()),
+                Just("[a TO z]".to_string()),
+                Just("{1 TO *}".to_string()),
+                Just("*".to_string()),
+                Just("~2".to_string()),
+                Just("^3".to_string()),
+                Just("\\".to_string()),
+                Just(" ".to_string()),
+                "[a-zé]{1,8}",
+                any::<char>().prop_map(String::from),
+            ]
+        }
+
+        fn query() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::collection::vec(token(), 0..64).prop_map(|t| t.concat()),
+                // Long runs of one token, up to the length limit.
+                (token(), 1..(MAX_QUERY_BYTES / 2)).prop_map(|(t, n)| {
+                    let mut q = t.repeat(n);
+                    q.truncate(q.floor_char_boundary(MAX_QUERY_BYTES));
+                    q
+                }),
+                ".{0,300}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any query text is answered (hits or an error), never a panic or a stack overflow,
+            /// on a thread with tokio's blocking-thread stack (2 MiB), where searches run.
+            #[test]
+            fn any_query_text_is_answered_never_a_crash(q in query()) {
+                let (_d, index) = index_of(&[post(1, "fire in lyon", "en", "rss", 1, 0.5)]);
+                let outcome = std::thread::Builder::new()
+                    .stack_size(2 << 20)
+                    .spawn(move || index.search(&SearchRequest { query: q, limit: 5, ..SearchRequest::default() }).map(|h| h.len()))
+                    .unwrap()
+                    .join();
+                prop_assert!(outcome.is_ok(), "the search thread died");
+            }
+
+            /// Any cursor text either fails to parse or is refused: none is ever honoured
+            /// unless this index made it.
+            #[test]
+            fn any_cursor_text_is_refused(text in prop_oneof![
+                ".{0,80}",
+                (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
+                    .prop_map(|(a, b, c, d)| format!("c2.{a:x}.{b:x}.{c:016x}.{d:016x}")),
+            ]) {
+                let (_d, index) = index_of(&[post(1, "fire in lyon", "en", "rss", 1, 0.5)]);
+                if let Ok(cursor) = text.parse::<Cursor>() {
+                    let refused = index.search_page(&SearchRequest {
+                        query: "fire".into(),
+                        limit: 5,
+                        cursor: Some(cursor),
+                        ..SearchRequest::default()
+                    });
+                    prop_assert!(matches!(refused, Err(IndexError::Cursor(_))));
+                }
+            }
         }
     }
 }
