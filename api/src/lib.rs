@@ -503,4 +503,136 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         assert_eq!(logged(&app)[0].status, 503);
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        /// JSON values of any shape, with the fields the API knows among the keys.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                ".{0,40}".prop_map(Value::from),
+                Just(Value::from("c2.1.ffffffffffff.0.0")),
+                Just(Value::from("((((((((((((((((((((((((((((((((((fire")),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                let key = prop_oneof![
+                    Just("q".to_string()),
+                    Just("purpose".to_string()),
+                    Just("limit".to_string()),
+                    Just("min_score".to_string()),
+                    Just("cursor".to_string()),
+                    Just("from".to_string()),
+                    Just("sort".to_string()),
+                    Just("verdict".to_string()),
+                    Just("note".to_string()),
+                    "[a-z_]{1,8}",
+                ];
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(key, inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Query strings of any bytes, percent-encoded or not.
+        fn query_string() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z_]{1,8}=[^&#]{0,30}(&[a-z_]{1,9}=[^&#]{0,30}){0,5}",
+                prop::collection::vec(any::<u8>(), 0..60).prop_map(|bytes| {
+                    form_urlencoded::Serializer::new(String::new())
+                        .append_pair("purpose", "p")
+                        .append_pair("q", &String::from_utf8_lossy(&bytes))
+                        .append_pair(
+                            "interval",
+                            &String::from_utf8_lossy(&bytes[..bytes.len() / 2]),
+                        )
+                        .finish()
+                }),
+            ]
+        }
+
+        async fn send(app: &TestApp, request: Request<Body>) -> (StatusCode, String) {
+            let res = app.router.clone().oneshot(request).await.unwrap();
+            let status = res.status();
+            let ctype = res
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (status, ctype)
+        }
+
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Any JSON body to `POST /v1/search` or a review is answered 2xx or a 4xx
+            /// problem, never a 500 or a crash, and every request is logged.
+            #[test]
+            fn any_json_body_is_answered_and_logged(body in json_value(), raw in ".{0,64}") {
+                let app = app();
+                let (statuses, entries) = runtime().block_on(async {
+                    let mut statuses = Vec::new();
+                    for (uri, bytes) in [
+                        ("/v1/search", body.to_string()),
+                        ("/v1/search", raw.clone()),
+                        ("/v1/posts/some-id/review", body.to_string()),
+                    ] {
+                        let request = Request::post(uri)
+                            .header(header::AUTHORIZATION, format!("Bearer {}", app.analyst))
+                            .header(header::CONTENT_TYPE, "application/json")
+                            .body(Body::from(bytes))
+                            .unwrap();
+                        statuses.push(send(&app, request).await);
+                    }
+                    (statuses, logged(&app).len())
+                });
+                for (status, ctype) in &statuses {
+                    prop_assert!(status.is_success() || status.is_client_error(), "{status}");
+                    if !status.is_success() {
+                        prop_assert_eq!(ctype, "application/problem+json");
+                    }
+                }
+                prop_assert_eq!(entries, 3);
+            }
+
+            /// Any query string to the search, histogram, alerts and post endpoints is answered
+            /// 2xx or a 4xx problem, and logged.
+            #[test]
+            fn any_query_string_is_answered_and_logged(query in query_string()) {
+                let app = app();
+                let endpoints = ["/v1/search", "/v1/stats/histogram", "/v1/alerts", "/v1/posts/x"];
+                let statuses = runtime().block_on(async {
+                    let mut statuses = Vec::new();
+                    for endpoint in endpoints {
+                        let request = Request::get(format!("{endpoint}?{query}"))
+                            .header(header::AUTHORIZATION, format!("Bearer {}", app.analyst))
+                            .body(Body::empty());
+                        // A query the URI parser refuses never reaches the server.
+                        let Ok(request) = request else { continue };
+                        statuses.push(send(&app, request).await);
+                    }
+                    statuses
+                });
+                for (status, _) in &statuses {
+                    prop_assert!(status.is_success() || status.is_client_error(), "{status}");
+                }
+                prop_assert_eq!(logged(&app).len(), statuses.len());
+            }
+        }
+    }
 }
