@@ -155,18 +155,14 @@ impl Config {
     /// The pseudonym key: configured, or read from (or first written to) the data dir.
     pub fn pseudonym_key(&self) -> Result<Vec<u8>> {
         if let Some(k) = &self.pseudonym_key {
-            return Ok(k.as_bytes().to_vec());
+            let key = hex::decode(k.trim()).ok().filter(|k| k.len() == 32);
+            return key.context(
+                "pseudonym_key must be 32 bytes written as 64 hex digits (e.g. the output of \
+                 `openssl rand -hex 32`)",
+            );
         }
-        let path = self.data_dir.join("keys").join("pseudonym.key");
-        if let Ok(hex_key) = std::fs::read_to_string(&path) {
-            return hex::decode(hex_key.trim())
-                .with_context(|| format!("{} is not a hex key", path.display()));
-        }
-        let mut key = [0u8; 32];
-        getrandom::getrandom(&mut key).context("no randomness for a pseudonym key")?;
-        self.keys_dir()?;
-        write_private(&path, hex::encode(key).as_bytes())?;
-        Ok(key.to_vec())
+        let path = self.keys_dir()?.join(vigie_ingest::key::KEY_FILE);
+        Ok(vigie_ingest::key::load_or_create_key(&path)?.to_vec())
     }
 
     /// `<data_dir>/keys`, made 0700 (or narrowed to it): the pseudonym key and the identity file.
@@ -202,19 +198,32 @@ impl Config {
         Ok(vigie_ingest::Pseudonymiser::new(&key).recording(recorder))
     }
 
-    /// The configuration as TOML, secrets hidden.
+    /// The configuration as TOML, secrets hidden: the pseudonym key, and every Kafka property
+    /// that may hold one (see [`is_secret_property`]).
     pub fn to_toml_redacted(&self) -> Result<String> {
         let mut shown = self.clone();
         if shown.pseudonym_key.is_some() {
             shown.pseudonym_key = Some("<hidden>".into());
         }
         for (key, value) in shown.kafka.iter_mut() {
-            if key.contains("password") || key.contains("secret") {
+            if is_secret_property(key) {
                 *value = "<hidden>".into();
             }
         }
         Ok(toml::to_string_pretty(&shown)?)
     }
+}
+
+/// Whether a librdkafka property may hold a secret: any `sasl.*` or `ssl.*` property (keys,
+/// passwords, JAAS configs, OAuth settings...), and any whose name says key, password, secret,
+/// token or credential. Hiding too much is harmless; showing one secret is not.
+pub fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("sasl.")
+        || name.starts_with("ssl.")
+        || ["key", "password", "secret", "token", "credential"]
+            .iter()
+            .any(|word| name.contains(word))
 }
 
 /// Writes `bytes` to a new file `path`, readable by its owner only.
@@ -252,6 +261,56 @@ pub struct Overrides {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vigie_config_hides_every_secret_like_kafka_property_and_the_pseudonym_key() {
+        let mut config = Config {
+            pseudonym_key: Some("00".repeat(32)),
+            ..Config::default()
+        };
+        for (name, value) in [
+            ("sasl.password", "hunter2"),
+            ("sasl.oauthbearer.client.secret", "s3cret"),
+            ("sasl.jaas.config", "user=me password=hunter3"),
+            ("ssl.key.password", "k3y"),
+            ("ssl.keystore.location", "/etc/keys/k.p12"),
+            ("SSL.Key.Pem", "-----BEGIN"),
+            ("client.api.token", "t0ken"),
+            ("bootstrap.servers", "127.0.0.1:9092"),
+        ] {
+            config.kafka.insert(name.into(), value.into());
+        }
+        let shown = config.to_toml_redacted().unwrap();
+        for secret in [
+            "hunter2",
+            "s3cret",
+            "hunter3",
+            "k3y",
+            "/etc/keys",
+            "BEGIN",
+            "t0ken",
+            "0000",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in:\n{shown}");
+        }
+        assert!(shown.contains("127.0.0.1:9092"), "{shown}");
+    }
+
+    #[test]
+    fn a_configured_pseudonym_key_must_be_32_bytes() {
+        for bad in ["", "secret", &"ab".repeat(31), &"zz".repeat(32)] {
+            let config = Config {
+                pseudonym_key: Some(bad.to_string()),
+                ..Config::default()
+            };
+            assert!(config.pseudonym_key().is_err(), "{bad:?} accepted");
+        }
+        let config = Config {
+            pseudonym_key: Some("ab".repeat(32)),
+            ..Config::default()
+        };
+        assert_eq!(config.pseudonym_key().unwrap(), vec![0xab; 32]);
+    }
 
     #[test]
     fn file_then_environment_then_flags() {

@@ -416,6 +416,12 @@ fn main() -> Result<()> {
                 for (p, o) in &stats.offsets {
                     println!("partition {p}: next offset {o}");
                 }
+                for g in &stats.gaps {
+                    println!(
+                        "coverage gap: partition {} expected offset {}, read {} ({:?}, {})",
+                        g.partition, g.expected, g.got, g.kind, g.seen_at
+                    );
+                }
                 println!(
                     "last commit: {}",
                     stats.committed_at.as_deref().unwrap_or("(no checkpoint)")

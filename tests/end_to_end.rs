@@ -118,16 +118,20 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
             .starts_with("2026-11-27T"));
         let score = hit["score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score));
-        // Find the fixture line by text (the hit's native id is in the post, not the hit).
+        // Find the fixture line by its creation time, unique in the stream (the text is
+        // pseudonymised: mentions become pseudonyms).
         let original = posts
             .values()
-            .find(|p| p["text"] == hit["text"])
-            .expect("hit text comes from the stream");
+            .find(|p| p["created_at"] == hit["created_at"])
+            .expect("hit comes from the stream");
         assert_ne!(
             hit["author"], original["author"],
             "authors are pseudonymised"
         );
         assert!(hit["author"].as_str().unwrap().starts_with("ps:"));
+        // The handle is nowhere in what an analyst sees: not in the text, URL or provenance.
+        let handle = original["author"].as_str().unwrap();
+        assert!(!hit.to_string().contains(handle), "{handle} in {hit}");
         if original["labels"]["danger"] == 1 {
             danger.push(score);
         } else {

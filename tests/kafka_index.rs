@@ -135,3 +135,49 @@ async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
         .iter()
         .any(|(k, v)| k == "vigie-source-topic" && v == TOPIC));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_the_topic_no_longer_holds_restarts_at_the_earliest_and_is_reported() {
+    const GAP_TOPIC: &str = "vigie.posts.scored";
+    let broker = common::Broker::start();
+    let bus = BusConfig::new(&broker.address);
+    bus.ensure_topics(&[GAP_TOPIC, "vigie.deadletter"], 1)
+        .await
+        .unwrap();
+    let single = bus.clone().set("batch.num.messages", "1");
+    let publisher = Publisher::new(&single, GAP_TOPIC).unwrap();
+    for i in 0..5 {
+        let e = vigie_record::fixtures::scored(&i.to_string(), &format!("post {i}"), 0.5);
+        publisher.publish(&e).await.unwrap();
+    }
+    // An index whose checkpoint points past what the topic holds (the topic was recreated, or
+    // its retention ran while the indexer was down).
+    let data = tempfile::tempdir().unwrap();
+    {
+        let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
+        let mut w = index.writer().unwrap();
+        let checkpoint = serde_json::json!({"topic": GAP_TOPIC, "offsets": {"0": 1000}});
+        w.commit(Some(&checkpoint.to_string())).unwrap();
+    }
+    let stage = indexer(&broker.address, data.path());
+    // librdkafka's default reset (`latest`) would wait at the end of the topic forever.
+    wait_for(data.path(), |n| n >= 5, Duration::from_secs(120));
+    common::terminate(stage);
+    let stats: serde_json::Value = serde_json::from_slice(
+        &Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["stats", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let gaps = stats["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{stats}");
+    assert_eq!(
+        (&gaps[0]["kind"], &gaps[0]["expected"], &gaps[0]["got"]),
+        (&"rewound".into(), &1000.into(), &0.into())
+    );
+    assert_eq!(stats["offsets"]["0"], 5);
+}

@@ -255,6 +255,21 @@ pub struct Subscriber {
     consumer: StreamConsumer<GroupLog>,
     /// For [`Subscriber::assigned`]: the positions it started from; `None` for a group member.
     start: Option<std::collections::BTreeMap<i32, i64>>,
+    /// For [`Subscriber::assigned`]: the positions given that the partition no longer holds.
+    moved: Vec<MovedStart>,
+}
+
+/// A start position given to [`Subscriber::assigned`] that its partition no longer holds: below
+/// the earliest message kept (deleted by the topic's retention) or past the end (the topic was
+/// recreated). The consumer starts at the earliest message kept instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedStart {
+    /// The partition.
+    pub partition: i32,
+    /// The position asked for.
+    pub asked: i64,
+    /// Where reading starts: the partition's earliest offset.
+    pub start: i64,
 }
 
 /// How far a consumer is behind in one partition, as [`Subscriber::lag`] measures it.
@@ -315,11 +330,14 @@ impl Subscriber {
         Ok(Subscriber {
             consumer,
             start: None,
+            moved: Vec::new(),
         })
     }
 
     /// Reads every partition of `topic` without a consumer group, each from the offset
-    /// `positions` gives (the next offset to read), or from the beginning. For a stage that
+    /// `positions` gives (the next offset to read), or from the beginning. A position the
+    /// partition no longer holds starts at its earliest message, and is reported by
+    /// [`Subscriber::moved_starts`]. For a stage that
     /// keeps its own positions atomically with its output (the indexer keeps them in the
     /// index commit), so the group's committed offsets play no part.
     pub fn assigned(
@@ -332,14 +350,37 @@ impl Subscriber {
             .set("group.id", "vigie-unused")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            // A position the topic no longer holds restarts at the earliest message kept, never
+            // at the end: the stage sees the jump and reports it (librdkafka's default,
+            // `latest`, would skip every message in between without a word).
+            .set("auto.offset.reset", "earliest")
             .create_with_context(GroupLog)?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let mut list = TopicPartitionList::new();
+        let mut start = positions.clone();
+        let mut moved = Vec::new();
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
             for p in t.partitions() {
-                let offset = positions
-                    .get(&p.id())
-                    .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                let offset = match positions.get(&p.id()) {
+                    None => Offset::Beginning,
+                    Some(&asked) => {
+                        // Not left to the broker's out-of-range answer: some brokers (tansu)
+                        // never give it, and wait past the end for ever.
+                        let (low, high) =
+                            consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+                        if asked < low || asked > high {
+                            moved.push(MovedStart {
+                                partition: p.id(),
+                                asked,
+                                start: low,
+                            });
+                            start.insert(p.id(), low);
+                            Offset::Offset(low)
+                        } else {
+                            Offset::Offset(asked)
+                        }
+                    }
+                };
                 list.add_partition_offset(topic, p.id(), offset)?;
             }
         }
@@ -351,8 +392,15 @@ impl Subscriber {
         consumer.assign(&list)?;
         Ok(Subscriber {
             consumer,
-            start: Some(positions.clone()),
+            start: Some(start),
+            moved,
         })
+    }
+
+    /// The start positions given to [`Subscriber::assigned`] that their partitions no longer
+    /// held, and where reading starts instead.
+    pub fn moved_starts(&self) -> &[MovedStart] {
+        &self.moved
     }
 
     /// Waits for the next message.

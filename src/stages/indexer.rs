@@ -10,6 +10,20 @@
 //! uncommitted work, which is read again; documents are upserted by Vigie id, so a message read
 //! twice never makes a second document.
 //!
+//! ## Coverage gaps
+//! A checkpoint position can fall out of the topic: the broker's retention deleted messages the
+//! indexer had not read yet (it was down too long), or the topic was recreated. The consumer
+//! then restarts from the earliest message the broker still has, never the latest: jumping to
+//! the end would skip everything in between without a word. At start the indexer compares each
+//! checkpoint position with the partition's watermarks itself (some brokers, tansu among them,
+//! never answer "out of range" and wait past the end), and the consumer keeps
+//! `auto.offset.reset=earliest` for a position lost while it runs. Then it compares every offset
+//! it reads with the one it expected. A difference is a [`Gap`]: `skipped` (messages lost to the index,
+//! from `expected` to `got - 1`) or `rewound` (the topic restarted below the checkpoint; what is
+//! read again is upserted, so nothing is duplicated). Each gap is logged as a warning, counted in
+//! `vigie_stage_offset_gaps_total{stage="index"}`, and kept in the checkpoint (the last [`MAX_GAPS`]), so
+//! `vigie stats` shows which stretch of which partition the index does not cover.
+//!
 //! ## Retention
 //! With [`IndexerConfig::retention`] (`vigie index`, when `retention_days` is not 0), the indexer
 //! enforces retention itself, at start and then every `every`, between two commits: it holds the
@@ -36,6 +50,9 @@ use vigie_index::{IndexWriter, PostIndex, Upsert};
 use vigie_record::bus::{BusConfig, Publisher, Subscriber};
 use vigie_record::Record;
 
+/// Most coverage gaps a checkpoint keeps (the latest).
+pub const MAX_GAPS: usize = 100;
+
 /// The indexer's position, stored in the payload of every commit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -45,9 +62,73 @@ pub struct Checkpoint {
     pub offsets: BTreeMap<i32, i64>,
     /// When the commit was made (RFC 3339).
     pub committed_at: Option<String>,
+    /// Discontinuities met while reading, oldest first (see the module doc).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+}
+
+/// A stretch of a partition the indexer did not read in order (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The partition.
+    pub partition: i32,
+    /// The offset the checkpoint expected next.
+    pub expected: i64,
+    /// The offset read instead.
+    pub got: i64,
+    /// `skipped` (offsets `expected..got` were never indexed) or `rewound`.
+    pub kind: GapKind,
+    /// When it was seen (RFC 3339).
+    pub seen_at: String,
+}
+
+/// Which way the position jumped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapKind {
+    /// Forward: messages were lost to the index.
+    Skipped,
+    /// Backward: messages are read again.
+    Rewound,
 }
 
 impl Checkpoint {
+    /// Moves `partition` past the message at `offset`; returns the gap if `offset` is not the
+    /// one expected (a partition not in the checkpoint yet expects nothing).
+    pub fn advance(&mut self, partition: i32, offset: i64) -> Option<Gap> {
+        let expected = self.offsets.insert(partition, offset + 1);
+        expected
+            .filter(|&e| e != offset)
+            .map(|expected| self.record(partition, expected, offset))
+    }
+
+    /// Records that reading `partition` restarts at `start` instead of the checkpoint's
+    /// `expected` (the topic no longer holds it), and moves the position there.
+    pub fn moved(&mut self, partition: i32, expected: i64, start: i64) -> Gap {
+        self.offsets.insert(partition, start);
+        self.record(partition, expected, start)
+    }
+
+    /// Keeps the gap between `expected` and `got` (the last [`MAX_GAPS`]).
+    fn record(&mut self, partition: i32, expected: i64, got: i64) -> Gap {
+        let gap = Gap {
+            partition,
+            expected,
+            got,
+            kind: if got > expected {
+                GapKind::Skipped
+            } else {
+                GapKind::Rewound
+            },
+            seen_at: chrono::Utc::now().to_rfc3339(),
+        };
+        self.gaps.push(gap.clone());
+        if self.gaps.len() > MAX_GAPS {
+            self.gaps.remove(0);
+        }
+        gap
+    }
+
     /// The checkpoint of the index's last commit, if it has one.
     pub fn of(index: &PostIndex) -> Result<Option<Checkpoint>> {
         index
@@ -117,6 +198,18 @@ pub async fn run_indexer(
         &config.topic,
         &checkpoint.offsets,
     )?);
+    for m in subscriber.moved_starts() {
+        let gap = checkpoint.moved(m.partition, m.asked, m.start);
+        tracing::warn!(
+            partition = gap.partition,
+            expected = gap.expected,
+            got = gap.got,
+            kind = ?gap.kind,
+            "coverage gap: the topic no longer holds the checkpoint's position; reading from \
+             its earliest message"
+        );
+        config.metrics.offset_gap();
+    }
     let dead = Publisher::new(&config.bus, &config.deadletter)?;
     let mut writer = index.writer()?;
     // One batch at a time: read, written, committed.
@@ -178,9 +271,16 @@ pub async fn run_indexer(
                 }
                 Err(e) => dead_letter(&dead, d, &e.to_string()).await?,
             }
-            checkpoint
-                .offsets
-                .insert(d.coords.partition, d.coords.offset + 1);
+            if let Some(gap) = checkpoint.advance(d.coords.partition, d.coords.offset) {
+                tracing::warn!(
+                    partition = gap.partition,
+                    expected = gap.expected,
+                    got = gap.got,
+                    kind = ?gap.kind,
+                    "coverage gap: the topic no longer holds the position of the checkpoint"
+                );
+                config.metrics.offset_gap();
+            }
         }
         checkpoint.committed_at = Some(chrono::Utc::now().to_rfc3339());
         writer.commit(Some(&serde_json::to_string(&checkpoint)?))?;
@@ -251,6 +351,8 @@ pub struct Stats {
     pub topic: Option<String>,
     /// When the last checkpointed commit was made.
     pub committed_at: Option<String>,
+    /// The coverage gaps the checkpoint keeps (see [`Gap`]).
+    pub gaps: Vec<Gap>,
 }
 
 /// The statistics of the index in `dir`.
@@ -270,6 +372,41 @@ pub fn stats(dir: &std::path::Path) -> Result<Stats> {
             .map(|c| c.offsets.clone())
             .unwrap_or_default(),
         topic: checkpoint.as_ref().map(|c| c.topic.clone()),
+        gaps: checkpoint
+            .as_ref()
+            .map(|c| c.gaps.clone())
+            .unwrap_or_default(),
         committed_at: checkpoint.and_then(|c| c.committed_at),
     })
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_jump_is_a_coverage_gap_not_a_silent_skip() {
+        let mut c = Checkpoint::default();
+        // The first message of a partition the checkpoint does not know: no gap.
+        assert_eq!(c.advance(0, 5), None);
+        assert_eq!(c.advance(0, 6), None);
+        // Messages 7..=9 were deleted from the topic before the indexer read them.
+        let gap = c.advance(0, 10).unwrap();
+        assert_eq!((gap.expected, gap.got, gap.kind), (7, 10, GapKind::Skipped));
+        // The topic was recreated: offsets start again below the checkpoint.
+        let gap = c.advance(0, 0).unwrap();
+        assert_eq!((gap.expected, gap.got, gap.kind), (11, 0, GapKind::Rewound));
+        assert_eq!(c.offsets[&0], 1);
+        assert_eq!(c.gaps.len(), 2);
+        // Kept in the commit payload, and readable by an older checkpoint without gaps.
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), c);
+        let old: Checkpoint =
+            serde_json::from_str(r#"{"topic":"t","offsets":{"0":3},"committed_at":null}"#).unwrap();
+        assert!(old.gaps.is_empty());
+        for n in 0..(MAX_GAPS as i64 + 10) {
+            c.advance(1, n * 2);
+        }
+        assert_eq!(c.gaps.len(), MAX_GAPS);
+    }
 }

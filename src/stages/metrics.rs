@@ -41,6 +41,7 @@ pub struct Metrics {
     messages_in: IntCounterVec,
     messages_out: IntCounterVec,
     dead_letters: IntCounterVec,
+    offset_gaps: IntCounterVec,
     batch_seconds: HistogramVec,
     busy: CounterVec,
     in_flight: IntGaugeVec,
@@ -101,6 +102,10 @@ impl Metrics {
                 "vigie_stage_dead_letters_total",
                 "Messages published to the dead-letter topic.",
             ),
+            offset_gaps: counter(
+                "vigie_stage_offset_gaps_total",
+                "Jumps between the offset a stage expected and the one it read (coverage gaps).",
+            ),
             batch_seconds: registered(&r, HistogramVec::new(batch, stage).expect("valid metric")),
             busy: registered(
                 &r,
@@ -157,6 +162,7 @@ impl Metrics {
             messages_in: self.messages_in.with_label_values(&[stage]),
             messages_out: self.messages_out.with_label_values(&[stage]),
             dead_letters: self.dead_letters.with_label_values(&[stage]),
+            offset_gaps: self.offset_gaps.with_label_values(&[stage]),
             batch_seconds: self.batch_seconds.with_label_values(&[stage]),
             busy: self.busy.clone(),
             in_flight: self.in_flight.with_label_values(&[stage]),
@@ -199,6 +205,8 @@ pub struct StageMetrics {
     pub messages_out: IntCounter,
     /// Messages dead-lettered.
     pub dead_letters: IntCounter,
+    /// Coverage gaps met (see `indexer`).
+    offset_gaps: IntCounter,
     /// Seconds from a batch's last message read to its commit.
     pub batch_seconds: Histogram,
     busy: CounterVec,
@@ -246,6 +254,11 @@ impl StageMetrics {
         if now > self.in_flight_peak.get() {
             self.in_flight_peak.set(now);
         }
+    }
+
+    /// One coverage gap was met (the offset read is not the one expected).
+    pub fn offset_gap(&self) {
+        self.offset_gaps.inc();
     }
 
     /// `n` messages were committed: no longer in flight.
