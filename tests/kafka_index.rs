@@ -19,6 +19,22 @@ fn indexer(broker: &str, data: &Path) -> common::Stage {
     common::stage(data, &["index", "--brokers", broker, "--batch", "50"])
 }
 
+/// `vigie stats --json` of the index in `data`.
+fn stats(data: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn docs(data: &Path) -> u64 {
     let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .arg("--data-dir")
@@ -95,16 +111,7 @@ async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
             "one message, one document"
         );
     }
-    let stats: serde_json::Value = serde_json::from_slice(
-        &Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["stats", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let stats = stats(data.path());
     let consumed: i64 = stats["offsets"]
         .as_object()
         .unwrap()
@@ -163,16 +170,7 @@ async fn a_checkpoint_the_topic_no_longer_holds_restarts_at_the_earliest_and_is_
     // librdkafka's default reset (`latest`) would wait at the end of the topic forever.
     wait_for(data.path(), |n| n >= 5, Duration::from_secs(120));
     common::terminate(stage);
-    let stats: serde_json::Value = serde_json::from_slice(
-        &Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["stats", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let stats = stats(data.path());
     let gaps = stats["gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 1, "{stats}");
     assert_eq!(

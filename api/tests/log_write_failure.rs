@@ -8,17 +8,6 @@ mod common;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-fn set_file_size_limit(bytes: libc::rlim_t) {
-    // SAFETY: plain libc calls on this process's own limits and signal disposition.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
-        limit.rlim_cur = bytes.min(limit.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
-
 #[tokio::test]
 async fn no_answer_leaves_without_its_entry() {
     let mut server = common::start(1000).await;
@@ -29,7 +18,7 @@ async fn no_answer_leaves_without_its_entry() {
     assert_eq!(first.status(), StatusCode::OK);
 
     let size = std::fs::metadata(&server.log_path).unwrap().len();
-    set_file_size_limit(size + 10);
+    common::set_file_size_limit(size + 10);
     for _ in 0..2 {
         let refused = http.get(&search).bearer_auth(&token).send().await.unwrap();
         assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -47,7 +36,7 @@ async fn no_answer_leaves_without_its_entry() {
         "the partial write was cut off"
     );
 
-    set_file_size_limit(libc::RLIM_INFINITY);
+    common::set_file_size_limit(libc::RLIM_INFINITY);
     let again = http.get(&search).bearer_auth(&token).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
     server.stop().await;

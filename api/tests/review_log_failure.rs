@@ -8,17 +8,6 @@ mod common;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-fn set_file_size_limit(bytes: libc::rlim_t) {
-    // SAFETY: plain libc calls on this process's own limits and signal disposition.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
-        limit.rlim_cur = bytes.min(limit.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
-
 #[tokio::test]
 async fn a_review_whose_access_cannot_be_logged_is_not_stored() {
     let mut server = common::start(1000).await;
@@ -49,15 +38,15 @@ async fn a_review_whose_access_cannot_be_logged_is_not_stored() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(reviews_size(), 0);
 
+    let send_review = || {
+        http.post(&review)
+            .bearer_auth(&token)
+            .json(&json!({"verdict": "confirmed", "note": "seen on site"}))
+            .send()
+    };
     let size = std::fs::metadata(&server.log_path).unwrap().len();
-    set_file_size_limit(size + 10);
-    let res = http
-        .post(&review)
-        .bearer_auth(&token)
-        .json(&json!({"verdict": "confirmed", "note": "seen on site"}))
-        .send()
-        .await
-        .unwrap();
+    common::set_file_size_limit(size + 10);
+    let res = send_review().await.unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
         reviews_size(),
@@ -65,14 +54,8 @@ async fn a_review_whose_access_cannot_be_logged_is_not_stored() {
         "a review was stored without its log entry"
     );
 
-    set_file_size_limit(libc::RLIM_INFINITY);
-    let res = http
-        .post(&review)
-        .bearer_auth(&token)
-        .json(&json!({"verdict": "confirmed", "note": "seen on site"}))
-        .send()
-        .await
-        .unwrap();
+    common::set_file_size_limit(libc::RLIM_INFINITY);
+    let res = send_review().await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert!(reviews_size() > 0);
     server.stop().await;

@@ -113,3 +113,17 @@ impl Server {
         access_log::entries(&std::fs::read_to_string(&self.log_path).unwrap())
     }
 }
+
+/// Lowers (or raises) the file-size limit of this whole process, so that the kernel refuses a
+/// write past `bytes` (EFBIG, SIGXFSZ ignored): a real write failure. A test binary that uses it
+/// holds one test, since the limit applies to all its threads.
+pub fn set_file_size_limit(bytes: libc::rlim_t) {
+    // SAFETY: plain libc calls on this process's own limits and signal disposition.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = bytes.min(limit.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
