@@ -1,5 +1,10 @@
 //! `GET /v1/audit/export` (auditors): the access log for oversight, verifiable offline with
 //! `vigie audit verify FILE --pubkey access-log.pub`.
+//!
+//! The export is streamed: its stretch and the number of entries selected are found first (that
+//! count is what the access log records for the request), then its lines are read from the log
+//! and sent in chunks of [`CHUNK`] bytes through a queue of [`CHUNKS`] chunks, so a long log
+//! costs the server no more memory than that.
 
 use crate::access_log::ExportFilter;
 use crate::guard::Outcome;
@@ -15,6 +20,44 @@ use serde::Deserialize;
 
 /// The media type of an export: one JSON object per line.
 pub const JSONL: &str = "application/jsonl";
+
+/// Bytes of an export sent at a time.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Chunks of an export that may wait for the client.
+pub const CHUNKS: usize = 4;
+
+/// Sends what is written to it in chunks of [`CHUNK`] bytes, waiting while [`CHUNKS`] wait.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::other("the client went away"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
 
 /// The query string of an export.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -81,18 +124,27 @@ pub(crate) async fn get_export(
         }
     }
     let log = state.log.clone();
-    let export = tokio::task::spawn_blocking(move || log.export(&filter))
+    let plan = tokio::task::spawn_blocking(move || log.plan_export(&filter))
         .await
         .map_err(|e| Problem::internal("export failed", e))?
         .map_err(|e| Problem::internal("export failed", e))?;
     let outcome = Outcome {
-        count: export.selected,
+        count: plan.selected(),
         ..Outcome::default()
     };
-    Ok((
-        Extension(outcome),
-        [(header::CONTENT_TYPE, JSONL)],
-        export.bytes,
-    )
-        .into_response())
+    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        if let Err(e) = plan.write_to(&mut out) {
+            tracing::warn!("audit export cut: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    Ok((Extension(outcome), [(header::CONTENT_TYPE, JSONL)], body).into_response())
 }

@@ -4,7 +4,8 @@
 //! ## The retention log
 //! `<data_dir>/retention-log/access.jsonl` has exactly the format of the access log (see
 //! [`crate::access_log`]): hash-chained entries and ed25519 checkpoints signed with the
-//! access-log key. So `vigie audit verify <data_dir>/retention-log/access.jsonl --pubkey
+//! access-log key, under the retention log's own domain `vigie-retention-log/v1` (so no entry
+//! or checkpoint of it can pass for one of the access log, nor the reverse). So `vigie audit verify <data_dir>/retention-log/access.jsonl --pubkey
 //! <data_dir>/access-log.pub --log` checks it. Each deletion batch is one entry: user
 //! `system:retention`, role `admin`, method `DELETE`, endpoint `retention`, purpose
 //! `retention: posts created before <cutoff>`, params `{cutoff, retention_days}`, `count` and
@@ -25,7 +26,7 @@
 //! since it holds the writer for as long as it runs (`vigie serve` over that index then finds
 //! the writer busy and leaves retention to it).
 
-use crate::access_log::{Access, AccessLog, LogError, LogOptions};
+use crate::access_log::{Access, AccessLog, LogError, LogKind, LogOptions};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
@@ -183,13 +184,11 @@ async fn log_batches(
     retention_days: u32,
     ids: &[String],
 ) -> Result<AccessLog, RetentionError> {
-    let log = AccessLog::open(
-        &data_dir.join(RETENTION_LOG_DIR),
-        key,
-        LogOptions {
+    let log = AccessLog::builder(LogKind::Retention, &data_dir.join(RETENTION_LOG_DIR), key)
+        .options(LogOptions {
             checkpoint_every: 1,
-        },
-    )?;
+        })
+        .open()?;
     for batch in ids.chunks(BATCH) {
         if let Err(e) = log
             .append(entry(cutoff, retention_days, batch.to_vec(), 200))

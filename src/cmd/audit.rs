@@ -3,14 +3,15 @@
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
-use vigie_api::access_log;
+use vigie_api::access_log::{self, verify, LogKind, Report};
 
 /// `vigie audit ...`
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Check an export of GET /v1/audit/export with the log's public key. Exits 0 only when it
-    /// is intact; otherwise names the first entry altered, removed, reordered or inserted, or the
-    /// truncated tail.
+    /// is intact; otherwise names the first entry altered, removed, reordered, inserted, hidden
+    /// behind its digest or shown outside the filter, or the truncated tail. Says which log it
+    /// is of, and, for an export, the filter and time its seal states.
     Verify {
         /// The export (JSONL).
         file: PathBuf,
@@ -18,51 +19,126 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         pubkey: PathBuf,
         /// FILE is the log itself (`<data-dir>/access-log/access.jsonl`), not an export: it must
-        /// start at entry 1, may end with a torn line left by a crash, and needs no seal.
+        /// start at entry 1, may end with a torn line left by a crash and at most one group
+        /// commit (4096 entries) not yet signed, and needs no seal.
         #[arg(long)]
         log: bool,
+        /// The log FILE must be of: `access`, `retention` or `reidentify` (default: any, and the
+        /// report says which its signatures are of).
+        #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+        kind: Option<LogKind>,
+        /// A heads file (the server's `heads_file`): every head published there for this log,
+        /// within the stretch FILE holds, must be in its chain; for a log, a head past its last
+        /// entry means it was truncated.
+        #[arg(long, value_name = "FILE")]
+        heads: Option<PathBuf>,
     },
+}
+
+fn parse_kind(name: &str) -> Result<LogKind, String> {
+    LogKind::from_name(name)
+        .ok_or_else(|| format!("`{name}` is not a log: access, retention or reidentify"))
 }
 
 /// Runs a `vigie audit` command.
 pub fn run(command: &AuditCommand) -> Result<()> {
     match command {
-        AuditCommand::Verify { file, pubkey, log } => {
+        AuditCommand::Verify {
+            file,
+            pubkey,
+            log,
+            kind,
+            heads,
+        } => {
             let key = access_log::read_public_key(pubkey)?;
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let checked = if *log {
-                access_log::verify_log(&bytes, &key)
-            } else {
-                access_log::verify_export(&bytes, &key)
+            let mut checks = access_log::Checks {
+                kind: *kind,
+                heads: None,
             };
-            let report = checked
-                .map_err(|tamper| anyhow::anyhow!("{} is NOT intact: {tamper}", file.display()))?;
-            if report.last == 0 {
-                println!("intact: no entries");
-            } else {
+            let check = |checks: &access_log::Checks| {
+                if *log {
+                    verify::verify_log_with(&bytes, &key, checks)
+                } else {
+                    verify::verify_export_with(&bytes, &key, checks)
+                }
+                .map_err(|tamper| anyhow::anyhow!("{} is NOT intact: {tamper}", file.display()))
+            };
+            let mut report = check(&checks)?;
+            if let (Some(heads), Some(found)) = (heads, report.kind) {
+                let text = std::fs::read_to_string(heads)
+                    .with_context(|| format!("cannot read {}", heads.display()))?;
+                let (published, others) = verify::parse_heads(&text, &key, found)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", heads.display()))?;
+                let count = published.len();
+                checks.kind = Some(found);
+                checks.heads = Some(published);
+                report = check(&checks)?;
                 println!(
-                    "intact: entries {} to {} ({} shown, {} omitted by the export's filter), {} \
-                     checkpoints",
-                    report.first, report.last, report.entries, report.omitted, report.checkpoints
+                    "heads: {} of the {count} heads published in {} for the {found} log are in \
+                     its chain, with their hash ({} outside what FILE holds; {others} lines of \
+                     other logs or keys)",
+                    report.heads_checked,
+                    heads.display(),
+                    report.heads_outside
                 );
             }
-            if *log {
-                if report.covered < report.last {
-                    println!(
-                        "note: entries {} to {} are chained but not yet signed by a checkpoint",
-                        report.covered + 1,
-                        report.last
-                    );
-                }
-                if report.torn_tail {
-                    println!(
-                        "note: the last line is incomplete (a crash during a write; never \
-                         acknowledged); the server cuts it off when it next starts"
-                    );
-                }
-            }
+            print_report(&report, *log);
             Ok(())
+        }
+    }
+}
+
+fn print_report(report: &Report, log: bool) {
+    if report.last == 0 {
+        println!("intact: no entries");
+    } else {
+        println!(
+            "intact: entries {} to {} ({} shown, {} omitted by the export's filter), {} \
+             checkpoints",
+            report.first, report.last, report.entries, report.omitted, report.checkpoints
+        );
+    }
+    if let Some(kind) = report.kind {
+        println!(
+            "log: the {kind} log (signatures of domain {})",
+            kind.domain()
+        );
+    }
+    if let Some(seal) = &report.seal {
+        let user = seal
+            .user
+            .as_deref()
+            .map_or("of every user".to_string(), |u| format!("of user {u:?}"));
+        let period = match (&seal.from, &seal.to) {
+            (None, None) => "at any time".to_string(),
+            (Some(from), None) => format!("at or after {from}"),
+            (None, Some(to)) => format!("before {to}"),
+            (Some(from), Some(to)) => format!("at or after {from} and before {to}"),
+        };
+        println!(
+            "filter: the entries {user} {period}: {} selected, shown in full",
+            seal.selected
+        );
+        println!("exported at {} (the seal's time)", seal.time);
+    }
+    if let Some(time) = &report.last_signed {
+        println!("last checkpoint signed at {time}");
+    }
+    if log {
+        if report.covered < report.last {
+            println!(
+                "note: entries {} to {} are chained but not yet signed by a checkpoint",
+                report.covered + 1,
+                report.last
+            );
+        }
+        if report.torn_tail {
+            println!(
+                "note: the last line is incomplete (a crash during a write; never \
+                 acknowledged); the server cuts it off when it next starts"
+            );
         }
     }
 }

@@ -8,7 +8,8 @@
 //! ## The reidentify log
 //! Every attempt, answered or refused, is first appended to
 //! `<data_dir>/reidentify-log/access.jsonl`, in exactly the access log's format (hash-chained,
-//! each entry covered by an ed25519 checkpoint signed with the access-log key), so
+//! each entry covered by an ed25519 checkpoint signed with the access-log key, under the
+//! re-identification log's own domain `vigie-reidentify-log/v1`), so
 //! `vigie audit verify <data_dir>/reidentify-log/access.jsonl --pubkey <data_dir>/access-log.pub
 //! --log` checks it. One entry: user (`--user`, else the OS account), role `admin`, purpose,
 //! method `GET`, endpoint `reidentify`, params `{pseudonym, os_user}`, `count` (handles found)
@@ -28,7 +29,7 @@ use chrono::Utc;
 use clap::Args;
 use fs4::fs_std::FileExt;
 use std::os::unix::fs::DirBuilderExt;
-use vigie_api::access_log::{self, Access, AccessLog, LogOptions};
+use vigie_api::access_log::{self, Access, AccessLog, LogKind, LogOptions};
 use vigie_ingest::identities::{self, Sighting};
 
 /// The reidentify log's directory in the data dir.
@@ -128,13 +129,11 @@ fn log(config: &Config, access: Access) -> Result<(u64, std::path::PathBuf)> {
         .build()
         .context("no runtime")?;
     let written = runtime.block_on(async {
-        let log = AccessLog::open(
-            &dir,
-            key,
-            LogOptions {
+        let log = AccessLog::builder(LogKind::Reidentify, &dir, key)
+            .options(LogOptions {
                 checkpoint_every: 1,
-            },
-        )?;
+            })
+            .open()?;
         let seq = log.append(access).await;
         let closed = log.close().await;
         Ok::<_, access_log::LogError>((seq?, closed.map(|_| log.path().to_path_buf())?))

@@ -14,23 +14,71 @@ pub type Hash = [u8; 32];
 /// The `prev` of the first entry (seq 1): 32 zero bytes.
 pub const GENESIS: Hash = [0; 32];
 
-/// The domain-separation prefix of every entry hash.
-const DOMAIN: &[u8] = b"vigie-access-log/v1\n";
+/// Which of Vigie's three signed logs a line belongs to. Each has its own domain string, which
+/// prefixes every hashed and signed message, so that no entry, checkpoint or seal of one log
+/// can be passed off as one of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogKind {
+    /// The API's access log (`<data_dir>/access-log/`): domain `vigie-access-log/v1`, the
+    /// domain every log used before the three were told apart.
+    Access,
+    /// The retention log (`<data_dir>/retention-log/`): domain `vigie-retention-log/v1`.
+    Retention,
+    /// The re-identification log (`<data_dir>/reidentify-log/`): domain
+    /// `vigie-reidentify-log/v1`.
+    Reidentify,
+}
+
+impl LogKind {
+    /// The three kinds.
+    pub const ALL: [LogKind; 3] = [LogKind::Access, LogKind::Retention, LogKind::Reidentify];
+
+    /// The domain string: `vigie-access-log/v1`, `vigie-retention-log/v1` or
+    /// `vigie-reidentify-log/v1`.
+    pub fn domain(self) -> &'static str {
+        match self {
+            LogKind::Access => "vigie-access-log/v1",
+            LogKind::Retention => "vigie-retention-log/v1",
+            LogKind::Reidentify => "vigie-reidentify-log/v1",
+        }
+    }
+
+    /// The short name: `access`, `retention` or `reidentify` (as in `--kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogKind::Access => "access",
+            LogKind::Retention => "retention",
+            LogKind::Reidentify => "reidentify",
+        }
+    }
+
+    /// The kind of a short name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The hash of entry `seq`:
+    /// `SHA-256(domain || "\n" || seq as 8 bytes big-endian || prev || body_digest)`.
+    pub fn entry_hash(self, seq: u64, prev: &Hash, body_digest: &Hash) -> Hash {
+        let mut h = Sha256::new();
+        h.update(self.domain().as_bytes());
+        h.update(b"\n");
+        h.update(seq.to_be_bytes());
+        h.update(prev);
+        h.update(body_digest);
+        h.finalize().into()
+    }
+}
+
+impl std::fmt::Display for LogKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// SHA-256 of an entry's body: the bytes of the `body` value exactly as they appear in its line.
 pub fn body_digest(body: &str) -> Hash {
     Sha256::digest(body.as_bytes()).into()
-}
-
-/// The hash of entry `seq`:
-/// `SHA-256("vigie-access-log/v1\n" || seq as 8 bytes big-endian || prev || body_digest)`.
-pub fn entry_hash(seq: u64, prev: &Hash, body_digest: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update(DOMAIN);
-    h.update(seq.to_be_bytes());
-    h.update(prev);
-    h.update(body_digest);
-    h.finalize().into()
 }
 
 /// Lower-case hex of a hash.
@@ -52,7 +100,7 @@ pub fn now_text() -> String {
 
 /// A signed statement that entry `seq` of the log has hash `hash`: since each entry hashes its
 /// predecessor, it commits to every entry up to `seq`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The last entry covered.
@@ -69,15 +117,16 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The signed bytes: `vigie-access-log/v1 checkpoint <seq> <hash hex> <time>` (ASCII).
-    pub fn message(seq: u64, hash: &str, time: &str) -> String {
-        format!("vigie-access-log/v1 checkpoint {seq} {hash} {time}")
+    /// The signed bytes: `<domain> checkpoint <seq> <hash hex> <time>` (ASCII), e.g.
+    /// `vigie-access-log/v1 checkpoint 12 <hash hex> 2026-11-27T08:00:00.000000Z`.
+    pub fn message(kind: LogKind, seq: u64, hash: &str, time: &str) -> String {
+        format!("{} checkpoint {seq} {hash} {time}", kind.domain())
     }
 
-    /// Signs entry `seq` with hash `hash`, now.
-    pub fn sign(seq: u64, hash: &Hash, key: &SigningKey) -> Self {
+    /// Signs entry `seq` of a log of `kind` with hash `hash`, now.
+    pub fn sign(kind: LogKind, seq: u64, hash: &Hash, key: &SigningKey) -> Self {
         let (hash, time) = (to_hex(hash), now_text());
-        let sig = key.sign(Self::message(seq, &hash, &time).as_bytes());
+        let sig = key.sign(Self::message(kind, seq, &hash, &time).as_bytes());
         Checkpoint {
             seq,
             hash,
@@ -87,19 +136,42 @@ impl Checkpoint {
         }
     }
 
-    /// Whether `key` made the signature.
-    pub fn verify(&self, key: &VerifyingKey) -> bool {
+    /// Whether `key` made the signature, for a log of `kind`.
+    pub fn verify(&self, kind: LogKind, key: &VerifyingKey) -> bool {
         verify_sig(
             key,
-            Self::message(self.seq, &self.hash, &self.time).as_bytes(),
+            Self::message(kind, self.seq, &self.hash, &self.time).as_bytes(),
             &self.sig,
         )
     }
+
+    /// The kind of log whose domain the signature verifies under, if any.
+    pub fn kind(&self, key: &VerifyingKey) -> Option<LogKind> {
+        LogKind::ALL.into_iter().find(|k| self.verify(*k, key))
+    }
+}
+
+/// A line of a heads file (see [`super::LogBuilder::heads_file`]): a signed checkpoint, published
+/// outside the log, and the short name of the log it is of: `{"log":"access","checkpoint":{...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// [`LogKind::name`] of the log (for the reader: verifiers check the signature's domain).
+    pub log: String,
+    /// The checkpoint, exactly as the log holds it.
+    pub checkpoint: Checkpoint,
+}
+
+/// The line of a published head, with its `\n`.
+pub fn head_line(kind: LogKind, cp: &Checkpoint) -> String {
+    let mut s = serde_json::json!({ "log": kind.name(), "checkpoint": cp }).to_string();
+    s.push('\n');
+    s
 }
 
 /// The last line of an export: a signed statement of what the export holds, so that a cut tail
 /// or a cut head cannot pass for a shorter export.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Seal {
     /// Seq of the first entry of the export (0 when it holds none).
@@ -125,12 +197,13 @@ pub struct Seal {
 }
 
 impl Seal {
-    /// The signed bytes: `vigie-access-log/v1 export <first> <last> <hash hex> <selected>
-    /// <from> <to> <user> <time>`, where from, to and user are JSON (a string or `null`).
-    pub fn message(&self) -> String {
+    /// The signed bytes: `<domain> export <first> <last> <hash hex> <selected> <from> <to>
+    /// <user> <time>`, where from, to and user are JSON (a string or `null`).
+    pub fn message(&self, kind: LogKind) -> String {
         let json = |v: &Option<String>| serde_json::to_string(v).unwrap_or_default();
         format!(
-            "vigie-access-log/v1 export {} {} {} {} {} {} {} {}",
+            "{} export {} {} {} {} {} {} {} {}",
+            kind.domain(),
             self.first,
             self.last,
             self.hash,
@@ -142,17 +215,22 @@ impl Seal {
         )
     }
 
-    /// Fills in `time`, `key` and `sig`.
-    pub fn sign(mut self, key: &SigningKey) -> Self {
+    /// Fills in `time`, `key` and `sig`, for an export of a log of `kind`.
+    pub fn sign(mut self, kind: LogKind, key: &SigningKey) -> Self {
         self.time = now_text();
         self.key = hex::encode(key.verifying_key().as_bytes());
-        self.sig = hex::encode(key.sign(self.message().as_bytes()).to_bytes());
+        self.sig = hex::encode(key.sign(self.message(kind).as_bytes()).to_bytes());
         self
     }
 
-    /// Whether `key` made the signature.
-    pub fn verify(&self, key: &VerifyingKey) -> bool {
-        verify_sig(key, self.message().as_bytes(), &self.sig)
+    /// Whether `key` made the signature, for a log of `kind`.
+    pub fn verify(&self, kind: LogKind, key: &VerifyingKey) -> bool {
+        verify_sig(key, self.message(kind).as_bytes(), &self.sig)
+    }
+
+    /// The kind of log whose domain the signature verifies under, if any.
+    pub fn kind(&self, key: &VerifyingKey) -> Option<LogKind> {
+        LogKind::ALL.into_iter().find(|k| self.verify(*k, key))
     }
 }
 
@@ -258,15 +336,23 @@ impl<'a> Line<'a> {
         }
     }
 
-    /// For entries (full or omitted): `(seq, prev, own hash)`.
-    pub fn link(&self) -> Option<(u64, Hash, Hash)> {
+    /// For entries (full or omitted) of a log of `kind`: `(seq, prev, own hash)`.
+    pub fn link(&self, kind: LogKind) -> Option<(u64, Hash, Hash)> {
         match self {
             Line::Entry { seq, prev, body } => {
-                Some((*seq, *prev, entry_hash(*seq, prev, &body_digest(body))))
+                Some((*seq, *prev, kind.entry_hash(*seq, prev, &body_digest(body))))
             }
             Line::Omitted { seq, prev, digest } => {
-                Some((*seq, *prev, entry_hash(*seq, prev, digest)))
+                Some((*seq, *prev, kind.entry_hash(*seq, prev, digest)))
             }
+            _ => None,
+        }
+    }
+
+    /// For entries (full or omitted): their seq.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Line::Entry { seq, .. } | Line::Omitted { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -320,16 +406,25 @@ mod tests {
                 body
             }
         );
-        let (seq, prev, hash) = parsed.link().unwrap();
+        let (seq, prev, hash) = parsed.link(LogKind::Access).unwrap();
         assert_eq!((seq, prev), (3, GENESIS));
-        assert_eq!(hash, entry_hash(3, &GENESIS, &body_digest(body)));
+        assert_eq!(
+            hash,
+            LogKind::Access.entry_hash(3, &GENESIS, &body_digest(body))
+        );
+        // Another log's domain gives another hash.
+        assert_ne!(parsed.link(LogKind::Retention).unwrap().2, hash);
         // The same JSON value written differently is a different body.
         let other = r#"{"user":"ana","note":"café"}"#;
         assert_ne!(body_digest(body), body_digest(other));
 
         let omitted = omitted_line(3, &GENESIS, &body_digest(body));
         assert_eq!(
-            Line::parse(omitted.trim_end()).unwrap().link().unwrap().2,
+            Line::parse(omitted.trim_end())
+                .unwrap()
+                .link(LogKind::Access)
+                .unwrap()
+                .2,
             hash
         );
         assert!(Line::parse(r#"{"seq":1,"prev":"00"}"#).is_err());
@@ -339,12 +434,14 @@ mod tests {
     fn checkpoints_and_seals_verify_only_with_their_key_and_content() {
         let key = SigningKey::from_bytes(&[7; 32]);
         let other = SigningKey::from_bytes(&[8; 32]);
-        let cp = Checkpoint::sign(5, &[1; 32], &key);
-        assert!(cp.verify(&key.verifying_key()));
-        assert!(!cp.verify(&other.verifying_key()));
+        let cp = Checkpoint::sign(LogKind::Retention, 5, &[1; 32], &key);
+        assert!(cp.verify(LogKind::Retention, &key.verifying_key()));
+        assert!(!cp.verify(LogKind::Access, &key.verifying_key()));
+        assert_eq!(cp.kind(&key.verifying_key()), Some(LogKind::Retention));
+        assert!(!cp.verify(LogKind::Retention, &other.verifying_key()));
         let mut moved = cp.clone();
         moved.seq = 6;
-        assert!(!moved.verify(&key.verifying_key()));
+        assert!(!moved.verify(LogKind::Retention, &key.verifying_key()));
 
         let seal = Seal {
             first: 1,
@@ -358,11 +455,12 @@ mod tests {
             key: String::new(),
             sig: String::new(),
         }
-        .sign(&key);
-        assert!(seal.verify(&key.verifying_key()));
+        .sign(LogKind::Access, &key);
+        assert!(seal.verify(LogKind::Access, &key.verifying_key()));
+        assert!(!seal.verify(LogKind::Reidentify, &key.verifying_key()));
         let mut widened = seal.clone();
         widened.user = None;
-        assert!(!widened.verify(&key.verifying_key()));
+        assert!(!widened.verify(LogKind::Access, &key.verifying_key()));
         let text = seal_line(&seal);
         let parsed = Line::parse(text.trim_end()).unwrap();
         assert_eq!(parsed, Line::Seal(seal));

@@ -1,9 +1,19 @@
-//! Checking a log or an export: the chain, the checkpoints, the seal; naming the first break.
+//! Checking a log or an export: the chain, the checkpoints, the seal, the published heads;
+//! naming the first break.
 //!
 //! [`verify_export`] is what `vigie audit verify` runs: it succeeds only when the export is
-//! exactly what the server signed. [`verify_log`] checks the log file itself (the server runs it
-//! at start-up): it accepts a torn last line, the trace of a crash during a write, which was never
-//! acknowledged to anyone.
+//! exactly what the server signed: its chain between two signatures, as many entries in full as
+//! the seal says were selected, each of them selected by the seal's filter. [`verify_log`] checks
+//! the log file itself (the server runs it at start-up): it accepts a torn last line, the trace
+//! of a crash during a write, which was never acknowledged to anyone, and at most
+//! [`MAX_UNSIGNED`] entries after the last checkpoint (one group commit), but not a log with
+//! entries and no checkpoint, nor an empty one.
+//!
+//! Which log a file is of ([`LogKind`]) is read from the domain its signatures verify under
+//! (the seal's for an export, the first checkpoint's for a log); [`Checks::kind`] insists on one.
+//! With [`Checks::heads`] (checkpoints published to a heads file), every published head of that
+//! log within the stretch checked must be in the chain, with the same hash; for a log, a head
+//! beyond its last entry means it was truncated.
 //!
 //! When the chain breaks, the verifier tells apart the kinds of tampering by how the lines around
 //! the break link to each other:
@@ -16,9 +26,53 @@
 //!   or it repeats an entry, or its seq goes backwards;
 //! - **truncated**: the export ends without its signed seal.
 
-use super::chain::{from_hex, Hash, Line, GENESIS};
+use super::chain::{from_hex, Checkpoint, Hash, Head, Line, LogKind, Seal, GENESIS};
+use super::{Access, ExportFilter};
 use ed25519_dalek::VerifyingKey;
 use std::collections::{HashMap, HashSet};
+
+/// Most entries a log may hold after its last checkpoint: one group commit
+/// ([`super::MAX_BATCH`]). The writer signs a checkpoint at the end of every group commit, in
+/// the same write, so only a crash in the middle of that write leaves entries unsigned, and
+/// never more than the batch being written.
+pub const MAX_UNSIGNED: u64 = super::MAX_BATCH as u64;
+
+/// What to check besides the chain and the signatures.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    /// The log the file must be of; `None` accepts any of the three and says which.
+    pub kind: Option<LogKind>,
+    /// Published heads (see [`parse_heads`]): each one of this log that falls within the
+    /// stretch checked must be in its chain.
+    pub heads: Option<Vec<Checkpoint>>,
+}
+
+/// The checkpoints of a heads file (JSONL of [`Head`]) signed by `key` for a log of `kind`,
+/// in the file's order, and how many lines are of other logs or keys (they are not checked).
+/// A line that is not a head is an error naming it.
+pub fn parse_heads(
+    text: &str,
+    key: &VerifyingKey,
+    kind: LogKind,
+) -> Result<(Vec<Checkpoint>, u64), Tamper> {
+    let mut heads = Vec::new();
+    let mut others = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let head: Head = serde_json::from_str(line).map_err(|e| Tamper::MalformedHead {
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
+        if head.checkpoint.verify(kind, key) {
+            heads.push(head.checkpoint);
+        } else {
+            others += 1;
+        }
+    }
+    Ok((heads, others))
+}
 
 /// The first problem found, naming the entry (by seq) and the line (from 1) where it shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +161,82 @@ pub enum Tamper {
         /// What is wrong.
         reason: String,
     },
+    /// The seal says more (or fewer) entries were selected than are shown in full: a selected
+    /// entry was replaced by its digest (or the reverse).
+    #[error("the export's seal says {sealed} entries were selected, but {shown} are shown in full: a selected entry was hidden behind its digest (or an omitted one revealed)")]
+    SelectedMismatch {
+        /// The seal's count.
+        sealed: u64,
+        /// Entries shown in full.
+        shown: u64,
+    },
+    /// An entry shown in full that the seal's filter does not select.
+    #[error(
+        "entry {seq} (line {line}) is shown in full, but the export's filter does not select it"
+    )]
+    NotSelected {
+        /// The entry.
+        seq: u64,
+        /// Its line.
+        line: usize,
+    },
+    /// A log with entries but no checkpoint: nothing in it is signed.
+    #[error("the log has {entries} entries and no signed checkpoint: it was written or rewritten without the key")]
+    Unsigned {
+        /// Its entries.
+        entries: u64,
+    },
+    /// More entries after the last checkpoint than one group commit can leave.
+    #[error("entries {first} to {last} are not signed by any checkpoint: more than one group commit ({bound} entries) can leave after a crash, so they were added without the key")]
+    UnsignedTail {
+        /// First unsigned entry.
+        first: u64,
+        /// Last entry.
+        last: u64,
+        /// The bound, [`MAX_UNSIGNED`].
+        bound: u64,
+    },
+    /// A log file without any line: a log starts with its signed creation checkpoint.
+    #[error(
+        "the log is empty: a log starts with its signed creation checkpoint, so it was emptied"
+    )]
+    Empty,
+    /// Signed for another of the three logs.
+    #[error("this is the {found} log, not the {expected} log (its signatures are of domain {domain})", domain = found.domain())]
+    WrongKind {
+        /// The log asked for.
+        expected: LogKind,
+        /// The log its signatures are of.
+        found: LogKind,
+    },
+    /// A published head beyond the last entry: the log was truncated after it was signed.
+    #[error("truncated: the head published for entry {seq} (signed at {time}) is not in the log, which ends at entry {last}")]
+    HeadMissing {
+        /// The published head's seq.
+        seq: u64,
+        /// When it was signed.
+        time: String,
+        /// The last entry of the log.
+        last: u64,
+    },
+    /// A published head whose hash differs from the chain's: the log was rewritten.
+    #[error("rewritten: entry {seq} (line {line}) does not have the hash of the head published for it at {time}")]
+    HeadMismatch {
+        /// The entry.
+        seq: u64,
+        /// Its line (0: before the first line).
+        line: usize,
+        /// When the head was signed.
+        time: String,
+    },
+    /// A line of a heads file that is not a head.
+    #[error("line {line} of the heads file is not a signed head: {reason}")]
+    MalformedHead {
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What an intact log or export holds.
@@ -130,10 +260,31 @@ pub struct Report {
     pub torn_tail: bool,
     /// A log only: bytes of its complete lines, up to which it is intact.
     pub complete_len: u64,
+    /// The log its signatures are of (`None` for a log or export without any signature).
+    pub kind: Option<LogKind>,
+    /// An export only: its verified seal, which states the filter (`from`, `to`, `user`), the
+    /// number selected and when it was made (`time`).
+    pub seal: Option<Seal>,
+    /// When the last checkpoint seen was signed.
+    pub last_signed: Option<String>,
+    /// Published heads found in the chain, with the same hash.
+    pub heads_checked: u64,
+    /// Published heads outside the stretch checked (before an export's first entry, or after
+    /// its last): not checked.
+    pub heads_outside: u64,
 }
 
 /// Checks an export (as made by `GET /v1/audit/export`) with the signing public key.
 pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper> {
+    verify_export_with(bytes, key, &Checks::default())
+}
+
+/// [`verify_export`], with the [`Checks`] given.
+pub fn verify_export_with(
+    bytes: &[u8],
+    key: &VerifyingKey,
+    checks: &Checks,
+) -> Result<Report, Tamper> {
     let split = split(bytes)?;
     let mut lines = parse(&split.lines)?;
     let seal_at = lines.iter().rposition(|(_, l)| matches!(l, Line::Seal(_)));
@@ -152,41 +303,57 @@ pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper>
             let (line, l) = &lines[i + 1];
             return Err(Tamper::Inserted {
                 line: *line,
-                claims: l.link().map_or(0, |(s, _, _)| s),
+                claims: l.seq().unwrap_or(0),
             });
         }
         _ => (None, 0),
     };
     let Some(seal) = seal else {
         // Cut: check what is there, then report the cut.
+        let kind = kind_of(&lines, None, key, checks.kind)?.unwrap_or(LogKind::Access);
         let start = match lines.first() {
             Some((_, Line::Checkpoint(cp))) => {
                 (cp.seq + 1, from_hex(&cp.hash).unwrap_or(GENESIS), 1)
             }
             _ => (1, GENESIS, 0),
         };
-        let report = Walk::new(&lines[start.2..], key, start.0, start.1, None).run()?;
+        let report = Walk::new(&lines[start.2..], key, kind, start.0, start.1, None).run()?;
         return Err(Tamper::Truncated { after: report.last });
     };
-    if !seal.verify(key) {
-        return Err(Tamper::BadSeal { line: seal_line });
-    }
+    let kind = match kind_of(&lines, Some(&seal), key, checks.kind)? {
+        Some(kind) => kind,
+        None => return Err(Tamper::BadSeal { line: seal_line }),
+    };
     let seal_hash = from_hex(&seal.hash).ok_or(Tamper::BadSeal { line: seal_line })?;
+    let filter = ExportFilter::of_seal(&seal).map_err(|reason| Tamper::Malformed {
+        line: seal_line,
+        reason,
+    })?;
     if seal.first == 0 {
-        if let Some((line, l)) = lines.iter().find(|(_, l)| l.link().is_some()) {
+        if let Some((line, l)) = lines.iter().find(|(_, l)| l.seq().is_some()) {
             return Err(Tamper::Inserted {
                 line: *line,
-                claims: l.link().map_or(0, |(s, _, _)| s),
+                claims: l.seq().unwrap_or(0),
             });
         }
-        return Ok(Report::default());
+        if seal.selected != 0 {
+            return Err(Tamper::SelectedMismatch {
+                sealed: seal.selected,
+                shown: 0,
+            });
+        }
+        return Ok(Report {
+            kind: Some(kind),
+            seal: Some(seal),
+            ..Report::default()
+        });
     }
     let (head, body) = if seal.first == 1 {
         (GENESIS, &lines[..])
     } else {
         match lines.first() {
             Some((line, Line::Checkpoint(cp))) if cp.seq + 1 == seal.first => {
-                if !cp.verify(key) {
+                if !cp.verify(kind, key) {
                     return Err(Tamper::BadCheckpoint {
                         seq: cp.seq,
                         line: *line,
@@ -205,8 +372,17 @@ pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper>
             }
         }
     };
-    let mut walk = Walk::new(body, key, seal.first, head, Some((seal.last, seal_hash)));
-    let report = walk.run()?;
+    let mut walk = Walk::new(
+        body,
+        key,
+        kind,
+        seal.first,
+        head,
+        Some((seal.last, seal_hash)),
+    );
+    walk.heads = sorted_heads(checks);
+    walk.start_heads()?;
+    let mut report = walk.run()?;
     let last = walk.expected - 1;
     if last < seal.last {
         return Err(Tamper::Removed {
@@ -227,13 +403,48 @@ pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper>
             line: walk.last_line.unwrap_or(0),
         });
     }
+    // The chain is what was signed; every entry in full must be one the filter selects.
+    for (line, l) in body {
+        if let Line::Entry { seq, body, .. } = l {
+            let access: Access = serde_json::from_str(body).map_err(|e| Tamper::Malformed {
+                line: *line,
+                reason: format!("not an access entry: {e}"),
+            })?;
+            if !filter.selects(&access) {
+                return Err(Tamper::NotSelected {
+                    seq: *seq,
+                    line: *line,
+                });
+            }
+        }
+    }
+    if report.entries != seal.selected {
+        return Err(Tamper::SelectedMismatch {
+            sealed: seal.selected,
+            shown: report.entries,
+        });
+    }
+    report.heads_outside += (walk.heads.len() - walk.next_head) as u64;
+    report.kind = Some(kind);
+    report.seal = Some(seal);
     Ok(report)
 }
 
 /// Checks a log file from its first entry: the chain and every checkpoint. A torn last line
 /// (no `\n`) is left out and reported in [`Report::torn_tail`]; the entries after the last
-/// checkpoint are intact as a chain but not yet signed ([`Report::covered`] says up to where).
+/// checkpoint are intact as a chain but not yet signed ([`Report::covered`] says up to where),
+/// and there may be at most [`MAX_UNSIGNED`] of them. A log with entries and no checkpoint, or
+/// without any line, is refused.
 pub fn verify_log(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper> {
+    verify_log_with(bytes, key, &Checks::default())
+}
+
+/// [`verify_log`], with the [`Checks`] given.
+pub fn verify_log_with(
+    bytes: &[u8],
+    key: &VerifyingKey,
+    checks: &Checks,
+) -> Result<Report, Tamper> {
     let split = split(bytes)?;
     let lines = parse(&split.lines)?;
     if let Some((line, _)) = lines.iter().find(|(_, l)| matches!(l, Line::Seal(_))) {
@@ -242,10 +453,79 @@ pub fn verify_log(bytes: &[u8], key: &VerifyingKey) -> Result<Report, Tamper> {
             reason: "a seal belongs to exports, not to the log".into(),
         });
     }
-    let mut report = Walk::new(&lines, key, 1, GENESIS, None).run()?;
+    if lines.is_empty() {
+        return Err(Tamper::Empty);
+    }
+    let Some(kind) = kind_of(&lines, None, key, checks.kind)? else {
+        return Err(Tamper::Unsigned {
+            entries: lines.iter().filter(|(_, l)| l.seq().is_some()).count() as u64,
+        });
+    };
+    let mut walk = Walk::new(&lines, key, kind, 1, GENESIS, None);
+    walk.heads = sorted_heads(checks);
+    walk.start_heads()?;
+    let mut report = walk.run()?;
+    if let Some(h) = walk.heads.get(walk.next_head) {
+        return Err(Tamper::HeadMissing {
+            seq: h.seq,
+            time: h.time.clone(),
+            last: report.last,
+        });
+    }
+    if report.checkpoints == 0 {
+        return Err(Tamper::Unsigned {
+            entries: report.last,
+        });
+    }
+    if report.last - report.covered > MAX_UNSIGNED {
+        return Err(Tamper::UnsignedTail {
+            first: report.covered + 1,
+            last: report.last,
+            bound: MAX_UNSIGNED,
+        });
+    }
     report.torn_tail = split.torn;
     report.complete_len = split.complete_len as u64;
+    report.kind = Some(kind);
     Ok(report)
+}
+
+/// The kind the signatures of `lines` (the seal's if given, else the first checkpoint's) verify
+/// under; `None` when there is no signature. A signature that verifies under no domain is
+/// reported as such; one of another kind than `want` too.
+fn kind_of(
+    lines: &[(usize, Line<'_>)],
+    seal: Option<&Seal>,
+    key: &VerifyingKey,
+    want: Option<LogKind>,
+) -> Result<Option<LogKind>, Tamper> {
+    let found = match seal {
+        Some(seal) => match seal.kind(key) {
+            Some(kind) => kind,
+            None => return Ok(None),
+        },
+        None => {
+            let Some((line, cp)) = lines.iter().find_map(|(n, l)| match l {
+                Line::Checkpoint(cp) => Some((*n, cp)),
+                _ => None,
+            }) else {
+                return Ok(None);
+            };
+            cp.kind(key)
+                .ok_or(Tamper::BadCheckpoint { seq: cp.seq, line })?
+        }
+    };
+    match want {
+        Some(expected) if expected != found => Err(Tamper::WrongKind { expected, found }),
+        _ => Ok(Some(found)),
+    }
+}
+
+/// The published heads of `checks`, by seq.
+fn sorted_heads(checks: &Checks) -> Vec<Checkpoint> {
+    let mut heads = checks.heads.clone().unwrap_or_default();
+    heads.sort_by_key(|h| h.seq);
+    heads
 }
 
 struct Split<'a> {
@@ -295,6 +575,10 @@ struct Walk<'l, 'a> {
     lines: &'l [(usize, Line<'a>)],
     links: Vec<Option<(u64, Hash, Hash)>>,
     key: &'l VerifyingKey,
+    kind: LogKind,
+    /// Published heads, by seq, and the next one to meet.
+    heads: Vec<Checkpoint>,
+    next_head: usize,
     /// The seal's last entry and its hash, if the walk must end there.
     end: Option<(u64, Hash)>,
     expected: u64,
@@ -313,17 +597,21 @@ impl<'l, 'a> Walk<'l, 'a> {
     fn new(
         lines: &'l [(usize, Line<'a>)],
         key: &'l VerifyingKey,
+        kind: LogKind,
         expected: u64,
         head: Hash,
         end: Option<(u64, Hash)>,
     ) -> Self {
-        let links: Vec<_> = lines.iter().map(|(_, l)| l.link()).collect();
+        let links: Vec<_> = lines.iter().map(|(_, l)| l.link(kind)).collect();
         let hashes = links.iter().flatten().map(|l| l.2).collect();
         let prevs = links.iter().flatten().map(|l| l.1).collect();
         Walk {
             lines,
             links,
             key,
+            kind,
+            heads: Vec::new(),
+            next_head: 0,
             end,
             expected,
             head,
@@ -349,6 +637,7 @@ impl<'l, 'a> Walk<'l, 'a> {
                     if seq == self.expected && prev == self.head {
                         let omitted = matches!(self.lines[i].1, Line::Omitted { .. });
                         self.accept(line, seq, prev, hash, omitted);
+                        self.meet_heads(seq, hash, line)?;
                     } else {
                         return Err(self.classify(i, seq, prev, hash));
                     }
@@ -384,8 +673,36 @@ impl<'l, 'a> Walk<'l, 'a> {
         }
     }
 
-    fn checkpoint(&mut self, line: usize, cp: &super::chain::Checkpoint) -> Result<(), Tamper> {
-        if !cp.verify(self.key) {
+    /// Checks the heads published for the walk's starting point (the anchor, or seq 0).
+    fn start_heads(&mut self) -> Result<(), Tamper> {
+        self.meet_heads(self.expected - 1, self.head, 0)
+    }
+
+    /// Checks the published heads up to entry `seq`, whose hash is `hash`: those before the
+    /// stretch are counted as outside it, one for `seq` must have its hash.
+    fn meet_heads(&mut self, seq: u64, hash: Hash, line: usize) -> Result<(), Tamper> {
+        while let Some(h) = self.heads.get(self.next_head) {
+            if h.seq > seq {
+                break;
+            }
+            if h.seq < seq {
+                self.report.heads_outside += 1;
+            } else if from_hex(&h.hash) != Some(hash) {
+                return Err(Tamper::HeadMismatch {
+                    seq,
+                    line,
+                    time: h.time.clone(),
+                });
+            } else {
+                self.report.heads_checked += 1;
+            }
+            self.next_head += 1;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, line: usize, cp: &Checkpoint) -> Result<(), Tamper> {
+        if !cp.verify(self.kind, self.key) {
             return Err(Tamper::BadCheckpoint { seq: cp.seq, line });
         }
         let last = self.expected - 1;
@@ -411,6 +728,7 @@ impl<'l, 'a> Walk<'l, 'a> {
         }
         self.report.checkpoints += 1;
         self.report.covered = cp.seq;
+        self.report.last_signed = Some(cp.time.clone());
         Ok(())
     }
 
