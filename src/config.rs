@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "heads",
     "pseudonym_key",
     "access_log_checkpoint_every",
+    "access_log_heads_file",
     "retention_days",
     "max_text_bytes",
     "max_envelope_bytes",
@@ -63,7 +64,12 @@ pub struct Config {
     /// The access log signs a checkpoint after this many entries (and at every start and
     /// shutdown).
     pub access_log_checkpoint_every: u64,
-    /// Posts created more than this many days ago leave the index (`vigie retention enforce`,
+    /// A second place, outside the data dir, where every signed head (checkpoint) of the access
+    /// log is appended; `vigie audit verify --heads FILE` checks a log or an export against it,
+    /// and the server refuses to open a log that lost a published head. None: not published.
+    pub access_log_heads_file: Option<PathBuf>,
+    /// Posts collected (provenance `fetched_at`) more than this many days ago leave the index
+    /// (`vigie retention enforce`,
     /// and hourly in `vigie serve`); 0 keeps them forever.
     pub retention_days: u32,
     /// The analyse worker dead-letters a post whose text is longer than this (bytes, UTF-8).
@@ -92,6 +98,7 @@ impl Default for Config {
             heads: PathBuf::from("models/danger"),
             pseudonym_key: None,
             access_log_checkpoint_every: 1000,
+            access_log_heads_file: None,
             retention_days: 30,
             max_text_bytes: 64 * 1024,
             max_envelope_bytes: 256 * 1024,

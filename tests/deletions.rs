@@ -343,8 +343,8 @@ async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
     let mut old = Vec::new();
     for n in 0..5 {
         let mut e = vigie_record::fixtures::scored(&n.to_string(), "a post", 0.2);
-        // Posts 0 to 2 are older than the 30 days of retention.
-        e.post.created_at = if n < 3 {
+        // Posts 0 to 2 were collected longer ago than the 30 days of retention.
+        e.provenance.fetched_at = if n < 3 {
             now - chrono::Duration::days(40)
         } else {
             now

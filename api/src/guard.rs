@@ -324,6 +324,22 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
     }
     match guard.app.log.append(access).await {
         Ok(_) => response,
+        Err(e @ crate::access_log::LogError::Busy { .. }) => {
+            tracing::warn!("request refused, the access log is busy: {e}");
+            let mut response = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "access log busy",
+                format!(
+                    "the answer was withheld because its access could not be queued for the log \
+                     ({e}); try again in a second"
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         Err(e) => {
             tracing::error!("request refused, its access could not be logged: {e}");
             Problem::new(

@@ -1,5 +1,11 @@
-//! Retention: posts older than the configured period leave the index, and each deletion batch
-//! is logged in a verifiable log first.
+//! Retention: posts collected longer ago than the configured period leave the index, and each
+//! deletion batch is logged in a verifiable log first.
+//!
+//! ## From when
+//! The period counts from when Vigie **collected** the post (its provenance's `fetched_at`),
+//! never from the date its source claims (`created_at`): a replayed archive of old posts is kept
+//! its full period after the replay instead of being deleted at the first tick, and a post whose
+//! source claims a date in the future is deleted on time instead of being kept for ever.
 //!
 //! ## The retention log
 //! `<data_dir>/retention-log/access.jsonl` has exactly the format of the access log (see
@@ -76,7 +82,7 @@ impl RetentionReport {
     }
 }
 
-/// Deletes from `index` every post created more than `retention_days` before `now`, after
+/// Deletes from `index` every post collected more than `retention_days` before `now`, after
 /// logging the deletion batches in `<data_dir>/retention-log/` signed with `key`.
 pub async fn enforce(
     index: &PostIndex,
@@ -89,7 +95,7 @@ pub async fn enforce(
     let index = index.clone();
     let (mut writer, deleted, payload) = tokio::task::spawn_blocking(move || {
         let mut writer = index.writer()?;
-        let ids = writer.delete_created_before(cutoff)?;
+        let ids = writer.delete_collected_before(cutoff)?;
         // The last commit's payload (a Kafka indexer's checkpoint) is carried over.
         Ok::<_, IndexError>((writer, ids, index.commit_payload()?))
     })
@@ -141,7 +147,7 @@ pub async fn enforce_with(
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, RetentionError> {
     let cutoff = now - Duration::days(i64::from(retention_days));
-    let report = RetentionReport::new(data_dir, cutoff, index.created_before(cutoff)?);
+    let report = RetentionReport::new(data_dir, cutoff, index.collected_before(cutoff)?);
     if report.deleted.is_empty() {
         return Ok(report);
     }
@@ -149,7 +155,7 @@ pub async fn enforce_with(
     let log = log_batches(data_dir, key, cutoff, retention_days, &report.deleted).await?;
     // The same posts: nothing was written since the listing, and this is the only writer.
     let committed = writer
-        .delete_created_before(cutoff)
+        .delete_collected_before(cutoff)
         .and_then(|_| writer.commit(payload));
     close_after(log, committed, cutoff, retention_days).await?;
     Ok(report)
@@ -216,7 +222,7 @@ mod tests {
         let mut old = Vec::new();
         for (n, days) in [(1, 40), (2, 31), (3, 29), (4, 1)] {
             let mut e = scored(&n.to_string(), "a post", 0.5);
-            e.post.created_at = now - Duration::days(days);
+            e.provenance.fetched_at = now - Duration::days(days);
             if days > 30 {
                 old.push(e.post.id.to_string());
             }
@@ -252,7 +258,7 @@ mod tests {
         let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let mut w = index.writer().unwrap();
         let mut e = scored("5", "a post", 0.5);
-        e.post.created_at = now - Duration::days(35);
+        e.provenance.fetched_at = now - Duration::days(35);
         w.upsert(&e).unwrap();
         w.commit(Some("checkpoint")).unwrap();
         let kept = enforce_with(
@@ -294,5 +300,31 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, RetentionError::Index(_)), "{e}");
         assert_eq!(index.num_docs(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_archive_is_kept_its_period_and_a_future_dated_post_is_not_kept_for_ever() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(&dir.path().join("index")).unwrap();
+        let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        let mut w = index.writer().unwrap();
+        // A post of 2012 replayed from an archive an hour ago.
+        let mut archived = scored("old", "a post of 2012", 0.5);
+        archived.post.created_at = "2012-10-29T20:00:00Z".parse().unwrap();
+        archived.provenance.fetched_at = now - Duration::hours(1);
+        // A post whose source claims 2099, collected 40 days ago.
+        let mut future = scored("future", "a post from the future", 0.5);
+        future.post.created_at = "2099-01-01T00:00:00Z".parse().unwrap();
+        future.provenance.fetched_at = now - Duration::days(40);
+        w.upsert(&archived).unwrap();
+        w.upsert(&future).unwrap();
+        w.commit(None).unwrap();
+        drop(w);
+        access_log::init_keys(dir.path()).unwrap();
+        let key = access_log::load_signing_key(dir.path()).unwrap();
+        let report = enforce(&index, dir.path(), key, 30, now).await.unwrap();
+        assert_eq!(report.deleted, [future.post.id.to_string()]);
+        assert!(index.get(archived.post.id.as_str()).unwrap().is_some());
+        assert_eq!(index.get(future.post.id.as_str()).unwrap(), None);
     }
 }

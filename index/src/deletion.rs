@@ -161,7 +161,7 @@ mod tests {
         // Retention does not remove deletion records.
         let mut w = reopened.writer().unwrap();
         let gone = w
-            .delete_created_before("2030-01-01T00:00:00Z".parse().unwrap())
+            .delete_collected_before("2030-01-01T00:00:00Z".parse().unwrap())
             .unwrap();
         assert_eq!(gone, [calm_id]);
         w.commit(None).unwrap();

@@ -57,6 +57,18 @@ pub enum IndexError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The index on disk was made by another version of Vigie, with other fields (the
+    /// collection time that retention counts from was added after 0.1's first indexes).
+    #[error(
+        "index {path}: made by another version of Vigie ({why}); move it aside and rebuild it \
+         (`vigie replay`, or `vigie index` from the topic's start)"
+    )]
+    Schema {
+        /// The index directory.
+        path: std::path::PathBuf,
+        /// tantivy's words.
+        why: String,
+    },
     /// The query text is invalid; the message says where.
     #[error("invalid query: {0}")]
     Query(#[from] tantivy::query::QueryParserError),
@@ -110,7 +122,13 @@ impl PostIndex {
         let (schema, fields) = schema::build();
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| IndexError::Tantivy(e.into()))?;
-        let index = Index::open_or_create(mmap, schema)?;
+        let index = Index::open_or_create(mmap, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(why) => IndexError::Schema {
+                path: dir.to_path_buf(),
+                why,
+            },
+            other => other.into(),
+        })?;
         schema::register_analysers(&index);
         // Commits made by another process (`vigie index`, `vigie replay --index`) are picked up
         // when tantivy's watcher sees `meta.json` change (it polls about twice a second); this

@@ -39,6 +39,8 @@ pub(crate) struct Fields {
     pub lang: Field,
     /// Creation time, for range filters, sorting, histograms and retention.
     pub created_at: Field,
+    /// When Vigie collected the post (its provenance's `fetched_at`): what retention counts from.
+    pub fetched_at: Field,
     /// The `danger` score, for sorting and thresholds.
     pub danger: Field,
     /// Every label's score, a JSON object of fast numbers (`scores.fire`), for `min_score`.
@@ -87,7 +89,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         text_fr: b.add_text_field("text_fr", analysed(FR)),
         source: b.add_text_field("source", STRING | FAST),
         lang: b.add_text_field("lang", STRING | FAST),
-        created_at: b.add_date_field("created_at", date),
+        created_at: b.add_date_field("created_at", date.clone()),
         danger: b.add_f64_field("danger", INDEXED | FAST),
         scores: b.add_json_field("scores", FAST),
         category: b.add_text_field("category", STRING | FAST),
@@ -99,6 +101,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         kind: b.add_text_field("kind", STRING),
         deleted_id: b.add_text_field("deleted_id", STRING | STORED),
         deletion: b.add_text_field("deletion", STORED),
+        fetched_at: b.add_date_field("fetched_at", date),
     };
     (b.build(), fields)
 }

@@ -121,6 +121,7 @@ mod tests {
         ] {
             let mut e = scored(&n.to_string(), "some post", danger);
             e.post.created_at = t0 + Duration::minutes(minutes);
+            e.provenance.fetched_at = t0 + Duration::minutes(minutes);
             let s = e.scoring.as_mut().unwrap();
             s.scores.insert(category.into(), danger);
             w.upsert(&e).unwrap();
@@ -138,14 +139,16 @@ mod tests {
         assert_eq!((h[1].start, h[1].count), (t0 + Duration::hours(1), 1));
         assert_eq!(h[1].categories.get("flood"), None);
 
-        // Retention: the posts created before the cutoff leave at the commit, and are named.
-        let gone = w.delete_created_before(t0 + Duration::minutes(60)).unwrap();
+        // Retention: the posts collected before the cutoff leave at the commit, and are named.
+        let gone = w
+            .delete_collected_before(t0 + Duration::minutes(60))
+            .unwrap();
         assert_eq!(gone.len(), 2);
         assert_eq!(index.num_docs(), 4, "not before the commit");
         w.commit(None).unwrap();
         assert_eq!(index.num_docs(), 2);
         assert!(w
-            .delete_created_before(t0 + Duration::minutes(60))
+            .delete_collected_before(t0 + Duration::minutes(60))
             .unwrap()
             .is_empty());
     }

@@ -17,16 +17,18 @@ use vigie_record::{Deletion, Envelope};
 const WRITER_MEMORY: usize = 50_000_000;
 
 impl PostIndex {
-    /// The ids of the posts created strictly before `cutoff` in the last visible commit: what
-    /// [`IndexWriter::delete_created_before`] would delete (deletion records have no creation
-    /// time: retention never removes them).
-    pub fn created_before(&self, cutoff: ChronoTime<Utc>) -> Result<Vec<String>, IndexError> {
-        self.ids_matching(&self.created_before_query(cutoff))
+    /// The ids of the posts Vigie collected (provenance `fetched_at`) strictly before `cutoff`
+    /// in the last visible commit: what [`IndexWriter::delete_collected_before`] would delete
+    /// (deletion records have no collection time: retention never removes them). Retention
+    /// counts from collection, not from the date the source claims: a replayed archive is kept
+    /// its full period, and a post claiming a date in the future is not kept for ever.
+    pub fn collected_before(&self, cutoff: ChronoTime<Utc>) -> Result<Vec<String>, IndexError> {
+        self.ids_matching(&self.collected_before_query(cutoff))
     }
 
-    fn created_before_query(&self, cutoff: ChronoTime<Utc>) -> RangeQuery {
+    fn collected_before_query(&self, cutoff: ChronoTime<Utc>) -> RangeQuery {
         let upper = Term::from_field_date(
-            self.fields.created_at,
+            self.fields.fetched_at,
             DateTime::from_timestamp_secs(cutoff.timestamp()),
         );
         RangeQuery::new(Bound::Unbounded, Bound::Excluded(upper))
@@ -119,6 +121,10 @@ impl IndexWriter {
             f.created_at,
             DateTime::from_timestamp_secs(post.created_at.timestamp()),
         );
+        doc.add_date(
+            f.fetched_at,
+            DateTime::from_timestamp_secs(envelope.provenance.fetched_at.timestamp()),
+        );
         let danger = envelope.scoring.as_ref().map_or(0.0, |s| s.danger());
         doc.add_f64(f.danger, f64::from(danger));
         if let Some(scoring) = &envelope.scoring {
@@ -163,13 +169,14 @@ impl IndexWriter {
         Ok(Upsert::Indexed)
     }
 
-    /// Deletes, once committed, every post created strictly before `cutoff`, and returns their
-    /// ids as the last visible commit holds them (the retention of `vigie retention enforce`).
-    pub fn delete_created_before(
+    /// Deletes, once committed, every post collected strictly before `cutoff` (see
+    /// [`PostIndex::collected_before`]), and returns their ids as the last visible commit holds
+    /// them (the retention of `vigie retention enforce`).
+    pub fn delete_collected_before(
         &mut self,
         cutoff: ChronoTime<Utc>,
     ) -> Result<Vec<String>, IndexError> {
-        let query = self.index.created_before_query(cutoff);
+        let query = self.index.collected_before_query(cutoff);
         let ids = self.index.ids_matching(&query)?;
         if !ids.is_empty() {
             self.inner.delete_query(Box::new(query))?;

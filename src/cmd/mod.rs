@@ -19,7 +19,7 @@ pub mod sources;
 
 use crate::config::Config;
 use anyhow::Result;
-use vigie_api::access_log::{self, AccessLog, LogOptions};
+use vigie_api::access_log::{self, AccessLog, LogKind, LogOptions};
 use vigie_api::reviews::REVIEWS_FILE;
 use vigie_api::users::{Role, USERS_FILE};
 use vigie_api::{AppState, ReviewStore, UserStore};
@@ -35,13 +35,12 @@ pub const DEMO_TOKEN_FILE: &str = "demo.token";
 /// added to it) and its users file.
 pub fn app_state(config: &Config, index: PostIndex) -> Result<AppState> {
     let key = access_log::load_signing_key(&config.data_dir)?;
-    let log = AccessLog::open(
-        &config.data_dir.join(ACCESS_LOG_DIR),
-        key,
-        LogOptions {
+    let log = AccessLog::builder(LogKind::Access, &config.data_dir.join(ACCESS_LOG_DIR), key)
+        .options(LogOptions {
             checkpoint_every: config.access_log_checkpoint_every,
-        },
-    )?;
+        })
+        .heads_file(config.access_log_heads_file.clone())
+        .open()?;
     let users_file = config.data_dir.join(USERS_FILE);
     let users = UserStore::open(&users_file)?;
     if vigie_api::users::list_users(&users_file)?.is_empty() {

@@ -37,7 +37,7 @@ pub fn init_keys(data_dir: &Path) -> Result<VerifyingKey, LogError> {
     getrandom::getrandom(&mut seed).map_err(|e| key_error(&secret_path, e.to_string()))?;
     let key = SigningKey::from_bytes(&seed);
     let dir = secret_path.parent().unwrap_or(data_dir);
-    std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e.to_string()))?;
+    private_dir(dir)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -60,9 +60,32 @@ fn write_public(path: &Path, key: &VerifyingKey) -> Result<(), LogError> {
         .map_err(|e| key_error(path, e.to_string()))
 }
 
-/// Reads the signing key of `data_dir` (and rewrites `access-log.pub` if it went missing).
+/// Makes `dir` (and its parents), and narrows it to its owner (0700).
+fn private_dir(dir: &Path) -> Result<(), LogError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| key_error(dir, e.to_string()))
+}
+
+/// Reads the signing key of `data_dir` (and rewrites `access-log.pub` if it went missing). A key
+/// file that its group or others may read or write is refused: whoever reads it can sign a
+/// rewritten log.
 pub fn load_signing_key(data_dir: &Path) -> Result<SigningKey, LogError> {
+    use std::os::unix::fs::PermissionsExt;
     let path = data_dir.join(SIGNING_KEY_FILE);
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(key_error(
+                &path,
+                format!(
+                    "its mode is {mode:o}: others than its owner may read it; `chmod 600` it \
+                     (and consider the log's checkpoints since then suspect)"
+                ),
+            ));
+        }
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             key_error(&path, "no signing key: run `vigie keys init` first")
@@ -123,5 +146,22 @@ mod tests {
             load_signing_key(dir.path()).unwrap().verifying_key(),
             public
         );
+    }
+
+    #[test]
+    fn a_signing_key_readable_by_others_is_refused_and_keys_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        init_keys(dir.path()).unwrap();
+        let (secret, _) = key_paths(dir.path());
+        let keys = secret.parent().unwrap();
+        let mode = std::fs::metadata(keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        for wide in [0o644, 0o640, 0o606] {
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(wide)).unwrap();
+            let e = load_signing_key(dir.path()).unwrap_err();
+            assert!(e.to_string().contains("chmod 600"), "{e}");
+        }
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_signing_key(dir.path()).is_ok());
     }
 }
