@@ -391,6 +391,7 @@ fn main() -> Result<()> {
                 retention: (config.retention_days > 0).then(|| stages::IndexerRetention {
                     days: config.retention_days,
                     data_dir: config.data_dir.clone(),
+                    heads_file: config.access_log_heads_file.clone(),
                     every: retention_every,
                     identities: config.identities_file(),
                 }),

@@ -82,15 +82,26 @@ impl RetentionReport {
     }
 }
 
+/// Where retention logs its deletion batches: `<data_dir>/retention-log/`, signed with `key`,
+/// each signed head also published to `heads_file` (see [`crate::access_log`]) when set.
+pub struct RetentionLog<'a> {
+    /// The data dir.
+    pub data_dir: &'a Path,
+    /// The access-log signing key.
+    pub key: SigningKey,
+    /// Where the log's signed heads are published, outside the data dir.
+    pub heads_file: Option<PathBuf>,
+}
+
 /// Deletes from `index` every post collected more than `retention_days` before `now`, after
-/// logging the deletion batches in `<data_dir>/retention-log/` signed with `key`.
+/// logging the deletion batches in `log`.
 pub async fn enforce(
     index: &PostIndex,
-    data_dir: &Path,
-    key: SigningKey,
+    log: RetentionLog<'_>,
     retention_days: u32,
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, RetentionError> {
+    let data_dir = log.data_dir;
     let cutoff = now - Duration::days(i64::from(retention_days));
     let index = index.clone();
     let (mut writer, deleted, payload) = tokio::task::spawn_blocking(move || {
@@ -106,7 +117,7 @@ pub async fn enforce(
         return Ok(report);
     }
     // On failure nothing is committed: the deletions are dropped with the writer.
-    let log = log_batches(data_dir, key, cutoff, retention_days, &report.deleted).await?;
+    let log = log_batches(log, cutoff, retention_days, &report.deleted).await?;
     let committed = tokio::task::spawn_blocking(move || writer.commit(payload.as_deref()))
         .await
         .map_err(|e| RetentionError::Task(e.to_string()))?;
@@ -141,18 +152,17 @@ pub async fn enforce_with(
     writer: &mut IndexWriter,
     index: &PostIndex,
     payload: Option<&str>,
-    data_dir: &Path,
-    key: SigningKey,
+    log: RetentionLog<'_>,
     retention_days: u32,
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, RetentionError> {
     let cutoff = now - Duration::days(i64::from(retention_days));
-    let report = RetentionReport::new(data_dir, cutoff, index.collected_before(cutoff)?);
+    let report = RetentionReport::new(log.data_dir, cutoff, index.collected_before(cutoff)?);
     if report.deleted.is_empty() {
         return Ok(report);
     }
     // Nothing is deleted before it is logged.
-    let log = log_batches(data_dir, key, cutoff, retention_days, &report.deleted).await?;
+    let log = log_batches(log, cutoff, retention_days, &report.deleted).await?;
     // The same posts: nothing was written since the listing, and this is the only writer.
     let committed = writer
         .delete_collected_before(cutoff)
@@ -184,16 +194,17 @@ fn entry(cutoff: DateTime<Utc>, retention_days: u32, posts: Vec<String>, status:
 /// Opens the retention log of `data_dir` and appends one entry per [`BATCH`] of `ids`, fsynced;
 /// returns the log, still open. On failure the log is closed and the error returned.
 async fn log_batches(
-    data_dir: &Path,
-    key: SigningKey,
+    target: RetentionLog<'_>,
     cutoff: DateTime<Utc>,
     retention_days: u32,
     ids: &[String],
 ) -> Result<AccessLog, RetentionError> {
-    let log = AccessLog::builder(LogKind::Retention, &data_dir.join(RETENTION_LOG_DIR), key)
+    let dir = target.data_dir.join(RETENTION_LOG_DIR);
+    let log = AccessLog::builder(LogKind::Retention, &dir, target.key)
         .options(LogOptions {
             checkpoint_every: 1,
         })
+        .heads_file(target.heads_file)
         .open()?;
     for batch in ids.chunks(BATCH) {
         if let Err(e) = log
@@ -216,6 +227,11 @@ mod tests {
     #[tokio::test]
     async fn old_posts_leave_after_their_batch_is_logged_and_the_log_verifies() {
         let dir = tempfile::tempdir().unwrap();
+        let target = |key| RetentionLog {
+            data_dir: dir.path(),
+            key,
+            heads_file: None,
+        };
         let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
         let mut w = index.writer().unwrap();
@@ -233,7 +249,7 @@ mod tests {
         let verifying = access_log::init_keys(dir.path()).unwrap();
         let key = || access_log::load_signing_key(dir.path()).unwrap();
 
-        let report = enforce(&index, dir.path(), key(), 30, now).await.unwrap();
+        let report = enforce(&index, target(key()), 30, now).await.unwrap();
         old.sort();
         assert_eq!(report.deleted, old);
         assert_eq!(index.num_docs(), 2);
@@ -241,7 +257,7 @@ mod tests {
             assert_eq!(index.get(id).unwrap(), None);
         }
         // A second run deletes nothing and logs nothing more.
-        let again = enforce(&index, dir.path(), key(), 30, now).await.unwrap();
+        let again = enforce(&index, target(key()), 30, now).await.unwrap();
         assert!(again.deleted.is_empty());
 
         let bytes = std::fs::read(&report.log).unwrap();
@@ -261,24 +277,16 @@ mod tests {
         e.provenance.fetched_at = now - Duration::days(35);
         w.upsert(&e).unwrap();
         w.commit(Some("checkpoint")).unwrap();
-        let kept = enforce_with(
-            &mut w,
-            &index,
-            Some("checkpoint"),
-            dir.path(),
-            key(),
-            30,
-            now,
-        )
-        .await
-        .unwrap();
+        let kept = enforce_with(&mut w, &index, Some("checkpoint"), target(key()), 30, now)
+            .await
+            .unwrap();
         assert_eq!(kept.deleted, [e.post.id.to_string()]);
         assert_eq!(index.get(e.post.id.as_str()).unwrap(), None);
         assert_eq!(
             index.commit_payload().unwrap().as_deref(),
             Some("checkpoint")
         );
-        let none = enforce_with(&mut w, &index, None, dir.path(), key(), 30, now)
+        let none = enforce_with(&mut w, &index, None, target(key()), 30, now)
             .await
             .unwrap();
         assert!(none.deleted.is_empty());
@@ -295,9 +303,7 @@ mod tests {
 
         // While another writer holds the index, enforcement fails and deletes nothing.
         let _busy = index.writer().unwrap();
-        let e = enforce(&index, dir.path(), key(), 0, now)
-            .await
-            .unwrap_err();
+        let e = enforce(&index, target(key()), 0, now).await.unwrap_err();
         assert!(matches!(e, RetentionError::Index(_)), "{e}");
         assert_eq!(index.num_docs(), 2);
     }
@@ -305,6 +311,11 @@ mod tests {
     #[tokio::test]
     async fn a_replayed_archive_is_kept_its_period_and_a_future_dated_post_is_not_kept_for_ever() {
         let dir = tempfile::tempdir().unwrap();
+        let target = |key| RetentionLog {
+            data_dir: dir.path(),
+            key,
+            heads_file: None,
+        };
         let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
         let mut w = index.writer().unwrap();
@@ -322,9 +333,49 @@ mod tests {
         drop(w);
         access_log::init_keys(dir.path()).unwrap();
         let key = access_log::load_signing_key(dir.path()).unwrap();
-        let report = enforce(&index, dir.path(), key, 30, now).await.unwrap();
+        let report = enforce(&index, target(key), 30, now).await.unwrap();
         assert_eq!(report.deleted, [future.post.id.to_string()]);
         assert!(index.get(archived.post.id.as_str()).unwrap().is_some());
         assert_eq!(index.get(future.post.id.as_str()).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_retention_log_cut_back_after_its_heads_were_published_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let heads = tempfile::tempdir().unwrap();
+        let heads_file = heads.path().join("heads.jsonl");
+        let index = PostIndex::open(&dir.path().join("index")).unwrap();
+        access_log::init_keys(dir.path()).unwrap();
+        let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        let enforce_one = |n: u32| {
+            let mut w = index.writer().unwrap();
+            let mut e = scored(&n.to_string(), "a post", 0.5);
+            e.provenance.fetched_at = now - Duration::days(40);
+            w.upsert(&e).unwrap();
+            w.commit(None).unwrap();
+            drop(w);
+            let target = RetentionLog {
+                data_dir: dir.path(),
+                key: access_log::load_signing_key(dir.path()).unwrap(),
+                heads_file: Some(heads_file.clone()),
+            };
+            enforce(&index, target, 30, now)
+        };
+        let first = enforce_one(1).await.unwrap();
+        let after_first = std::fs::read(&first.log).unwrap();
+        enforce_one(2).await.unwrap();
+        let published = std::fs::read_to_string(&heads_file).unwrap();
+        assert!(published.contains("\"log\":\"retention\""), "{published}");
+        // Someone who can write the data dir removes the second batch's entries.
+        std::fs::write(&first.log, after_first).unwrap();
+        let e = enforce_one(3).await.unwrap_err();
+        assert!(matches!(e, RetentionError::Log(_)), "{e}");
+        assert!(
+            index
+                .get(vigie_record::VigieId::derive("mastodon", "3").as_str())
+                .unwrap()
+                .is_some(),
+            "nothing deleted without its log"
+        );
     }
 }

@@ -133,6 +133,7 @@ fn log(config: &Config, access: Access) -> Result<(u64, std::path::PathBuf)> {
             .options(LogOptions {
                 checkpoint_every: 1,
             })
+            .heads_file(config.access_log_heads_file.clone())
             .open()?;
         let seq = log.append(access).await;
         let closed = log.close().await;

@@ -74,15 +74,14 @@ pub fn run(config: &Config, command: &RetentionCommand) -> Result<()> {
 /// One enforcement over `index`.
 pub async fn enforce_once(config: &Config, index: &PostIndex) -> Result<RetentionReport> {
     let key = access_log::load_signing_key(&config.data_dir)?;
-    retention::enforce(
-        index,
-        &config.data_dir,
+    let log = retention::RetentionLog {
+        data_dir: &config.data_dir,
         key,
-        config.retention_days,
-        chrono::Utc::now(),
-    )
-    .await
-    .context("enforcing retention")
+        heads_file: config.access_log_heads_file.clone(),
+    };
+    retention::enforce(index, log, config.retention_days, chrono::Utc::now())
+        .await
+        .context("enforcing retention")
 }
 
 /// Drops from the identity file the lines of days before the cutoff of `report`; returns how

@@ -167,6 +167,8 @@ pub struct IndexerRetention {
     pub days: u32,
     /// The data dir: the access-log signing key, and the retention log it appends to.
     pub data_dir: PathBuf,
+    /// Where the retention log's signed heads are published (`access_log_heads_file`).
+    pub heads_file: Option<PathBuf>,
     /// How often to enforce it (first at start).
     pub every: Duration,
     /// The identity file, whose days before the cutoff are forgotten after each enforcement
@@ -310,8 +312,11 @@ async fn enforce_retention(r: &IndexerRetention, writer: &mut IndexWriter, index
             writer,
             index,
             payload.as_deref(),
-            &r.data_dir,
-            key,
+            vigie_api::retention::RetentionLog {
+                data_dir: &r.data_dir,
+                key,
+                heads_file: r.heads_file.clone(),
+            },
             r.days,
             chrono::Utc::now(),
         )
