@@ -322,7 +322,7 @@ fn main() -> Result<()> {
         }
         Command::Users(c) => cmd::users::run(&config, &c),
         Command::Keys(c) => cmd::keys::run(&config, &c),
-        Command::Audit(c) => cmd::audit::run(&c),
+        Command::Audit(c) => cmd::audit::run(&config, &c),
         Command::Retention(c) => cmd::retention::run(&config, &c),
         Command::Reidentify(a) => cmd::reidentify::run(&config, &a),
         Command::Capture(a) => cmd::capture::run(&config, &a),
@@ -530,7 +530,7 @@ fn serve(config: &Config) -> Result<()> {
 /// Serves `index`; with `retention`, also enforces `retention_days` every hour (`vigie serve`;
 /// not `vigie run`, whose replayed demo posts may be older than the period).
 fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result<()> {
-    let state = cmd::app_state(config, index)?;
+    let state = cmd::app_state(config, index, None)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.listen)

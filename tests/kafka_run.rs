@@ -251,4 +251,48 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         lines.len() as i64,
         "the index read every scored message"
     );
+
+    // The access log's signed heads went to `vigie.audit.heads` too: read back, they check the
+    // log, and a log cut back to its first checkpoint no longer passes.
+    let heads = data.path().join("heads-from-kafka.jsonl");
+    let heads_arg = heads.to_str().unwrap();
+    let out = common::vigie(
+        data.path(),
+        &[
+            "audit",
+            "heads",
+            "--brokers",
+            &broker.address,
+            "--out",
+            heads_arg,
+        ],
+    );
+    assert!(!out.starts_with("0 heads"), "{out}");
+    let log = data.path().join("access-log/access.jsonl");
+    let pubkey = data.path().join("access-log.pub");
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .arg("audit")
+            .arg("verify")
+            .arg(&log)
+            .arg("--pubkey")
+            .arg(&pubkey)
+            .args(["--log", "--heads", heads_arg])
+            .output()
+            .unwrap()
+    };
+    let intact = verify();
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first = text.lines().next().unwrap();
+    std::fs::write(&log, format!("{first}\n")).unwrap();
+    let cut = verify();
+    assert!(
+        !cut.status.success(),
+        "a cut log passed its published heads"
+    );
 }

@@ -39,7 +39,9 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, FutureProducer, FutureRecord, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -153,6 +155,56 @@ impl BusConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The topic the signed heads of the access, retention and re-identification logs are
+/// published to, when brokers are configured (a second place besides the heads file).
+pub const AUDIT_HEADS_TOPIC: &str = "vigie.audit.heads";
+
+/// Sends small notices to one topic without ever waiting (the signed heads of the logs, sent
+/// from the log writer's thread): a send that cannot be queued, or a delivery that fails, is
+/// logged, never returned.
+pub struct Enqueuer {
+    producer: ThreadedProducer<DeliveryLog>,
+    topic: String,
+}
+
+/// Logs the deliveries of an [`Enqueuer`] that failed.
+pub struct DeliveryLog;
+
+impl ClientContext for DeliveryLog {}
+
+impl ProducerContext for DeliveryLog {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            tracing::warn!(topic = m.topic(), "a message could not be delivered: {e}");
+        }
+    }
+}
+
+impl Enqueuer {
+    /// A producer to `topic` whose sends never block.
+    pub fn new(config: &BusConfig, topic: impl Into<String>) -> Result<Self, BusError> {
+        let producer = config
+            .client()
+            .set("acks", "all")
+            .set("message.timeout.ms", "60000")
+            .create_with_context(DeliveryLog)?;
+        Ok(Enqueuer {
+            producer,
+            topic: topic.into(),
+        })
+    }
+
+    /// Queues `payload` under `key`; delivered in the background.
+    pub fn enqueue(&self, key: &str, payload: &[u8]) {
+        let record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        if let Err((e, _)) = self.producer.send(record) {
+            tracing::warn!(topic = %self.topic, "a message could not be queued: {e}");
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `vigie audit verify`: checks an access-log export (or the log itself) offline.
+//! `vigie audit verify`: checks an access-log export (or the log itself) offline;
+//! `vigie audit heads`: reads the signed heads published to Kafka back into a heads file.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -33,6 +34,17 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         heads: Option<PathBuf>,
     },
+    /// Write every signed head published to the topic `vigie.audit.heads` (by `vigie run
+    /// --brokers`) to a heads file, for `vigie audit verify --heads`. Reads the topic from its
+    /// start to its end as it is now.
+    Heads {
+        /// The brokers.
+        #[arg(long, value_name = "BROKERS")]
+        brokers: String,
+        /// The heads file to write (replaced).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 fn parse_kind(name: &str) -> Result<LogKind, String> {
@@ -41,8 +53,28 @@ fn parse_kind(name: &str) -> Result<LogKind, String> {
 }
 
 /// Runs a `vigie audit` command.
-pub fn run(command: &AuditCommand) -> Result<()> {
+pub fn run(config: &crate::config::Config, command: &AuditCommand) -> Result<()> {
     match command {
+        AuditCommand::Heads { brokers, out } => {
+            let bus = config.bus(brokers);
+            let lines = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(read_heads_topic(&bus))?;
+            let mut text = String::new();
+            for line in &lines {
+                text.push_str(line.trim_end());
+                text.push('\n');
+            }
+            std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "{} heads from {} written to {}",
+                lines.len(),
+                vigie_record::bus::AUDIT_HEADS_TOPIC,
+                out.display()
+            );
+            Ok(())
+        }
         AuditCommand::Verify {
             file,
             pubkey,
@@ -141,4 +173,30 @@ fn print_report(report: &Report, log: bool) {
             );
         }
     }
+}
+
+/// Every message of `vigie.audit.heads`, from the start of each partition to its end as it is
+/// when the reading starts.
+async fn read_heads_topic(bus: &vigie_record::bus::BusConfig) -> Result<Vec<String>> {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    let topic = vigie_record::bus::AUDIT_HEADS_TOPIC;
+    let subscriber = vigie_record::bus::Subscriber::assigned(bus, topic, &BTreeMap::new())
+        .with_context(|| format!("cannot read {topic}"))?;
+    let mut next: BTreeMap<i32, (i64, i64)> = subscriber
+        .lag(Duration::from_secs(10))?
+        .into_iter()
+        .map(|l| (l.partition, (l.position, l.high_watermark)))
+        .collect();
+    let mut lines = Vec::new();
+    while next.values().any(|(at, end)| at < end) {
+        let delivery = tokio::time::timeout(Duration::from_secs(30), subscriber.next())
+            .await
+            .with_context(|| format!("{topic}: no message for 30 s before its end"))??;
+        if let Some((at, _)) = next.get_mut(&delivery.coords.partition) {
+            *at = delivery.coords.offset + 1;
+        }
+        lines.push(String::from_utf8_lossy(&delivery.payload).into_owned());
+    }
+    Ok(lines)
 }

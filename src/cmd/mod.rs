@@ -33,13 +33,20 @@ pub const DEMO_TOKEN_FILE: &str = "demo.token";
 
 /// The API state over `index`: the access log of the data dir (checked whole before anything is
 /// added to it) and its users file.
-pub fn app_state(config: &Config, index: PostIndex) -> Result<AppState> {
+/// With `heads`, every signed head of the access log is also handed to it (`vigie run --brokers`:
+/// the topic `vigie.audit.heads`).
+pub fn app_state(
+    config: &Config,
+    index: PostIndex,
+    heads: Option<access_log::HeadSink>,
+) -> Result<AppState> {
     let key = access_log::load_signing_key(&config.data_dir)?;
     let log = AccessLog::builder(LogKind::Access, &config.data_dir.join(ACCESS_LOG_DIR), key)
         .options(LogOptions {
             checkpoint_every: config.access_log_checkpoint_every,
         })
         .heads_file(config.access_log_heads_file.clone())
+        .head_sink(heads)
         .open()?;
     let users_file = config.data_dir.join(USERS_FILE);
     let users = UserStore::open(&users_file)?;

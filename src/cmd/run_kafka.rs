@@ -22,7 +22,7 @@ use std::future::Future;
 use tokio::sync::watch;
 use vigie_index::PostIndex;
 use vigie_ingest::Pseudonymiser;
-use vigie_record::bus::Publisher;
+use vigie_record::bus::{Enqueuer, Publisher, AUDIT_HEADS_TOPIC};
 
 /// Topic of raw posts.
 const RAW: &str = "vigie.posts.raw";
@@ -52,13 +52,20 @@ pub fn run(config: &Config, args: &RunArgs, brokers: &str) -> Result<()> {
         }
     }
     let index = PostIndex::open(&config.index_dir())?;
+    let bus = config.bus(brokers);
+    let runtime = tokio::runtime::Runtime::new()?;
     let api = if args.no_serve {
         None
     } else {
         crate::cmd::demo_access(config)?;
-        Some(crate::cmd::app_state(config, index.clone())?)
+        // The access log's signed heads also go to Kafka, a second place besides the heads
+        // file (`vigie audit heads` reads them back for `vigie audit verify --heads`).
+        runtime.block_on(bus.ensure_topics(&[AUDIT_HEADS_TOPIC], 1))?;
+        let heads = Enqueuer::new(&bus, AUDIT_HEADS_TOPIC)?;
+        let sink: vigie_api::access_log::HeadSink =
+            std::sync::Arc::new(move |line: &str| heads.enqueue("access", line.as_bytes()));
+        Some(crate::cmd::app_state(config, index.clone(), Some(sink))?)
     };
-    let bus = config.bus(brokers);
     let metrics = Metrics::new();
     let analyse = stages::AnalyserConfig {
         bus: bus.clone(),
@@ -84,7 +91,6 @@ pub fn run(config: &Config, args: &RunArgs, brokers: &str) -> Result<()> {
         // Like `vigie run`: no retention (the replayed demo posts may be older).
         retention: None,
     };
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         bus.ensure_topics(&[RAW, SCORED, DEAD], PARTITIONS).await?;
         stages::metrics::start(config.metrics.as_deref(), metrics.clone()).await?;

@@ -298,6 +298,11 @@ impl Default for LogOptions {
     }
 }
 
+/// A second place for signed heads besides the heads file (a Kafka topic): called on the
+/// writer's thread with each head line as it is published; it must not block, and reports its
+/// own failures (the heads file stays the one checked at open).
+pub type HeadSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Opens a log of one [`LogKind`], with its settings: [`AccessLog::builder`].
 pub struct LogBuilder {
     kind: LogKind,
@@ -306,6 +311,7 @@ pub struct LogBuilder {
     options: LogOptions,
     heartbeat: Option<Duration>,
     heads_file: Option<PathBuf>,
+    head_sink: Option<HeadSink>,
     queue_bytes: usize,
 }
 
@@ -332,6 +338,13 @@ impl LogBuilder {
         self
     }
 
+    /// Also hand every published head line to `sink` (e.g. a Kafka producer of
+    /// `vigie.audit.heads`). `None` (the default): nowhere else.
+    pub fn head_sink(mut self, sink: Option<HeadSink>) -> Self {
+        self.head_sink = sink;
+        self
+    }
+
     /// The most bytes of entries that may wait for the writer (default
     /// [`DEFAULT_QUEUE_BYTES`]); past it, appends fail with [`LogError::Busy`]. An entry alone
     /// in the queue is always taken, whatever its size.
@@ -351,6 +364,7 @@ impl LogBuilder {
             options,
             heartbeat,
             heads_file,
+            head_sink,
             queue_bytes,
         } = self;
         let dir = dir.as_path();
@@ -445,6 +459,7 @@ impl LogBuilder {
             heartbeat,
             last_signed: Instant::now(),
             heads_file,
+            head_sink,
             unpublished: created,
             last_published: None,
             publish_failing: false,
@@ -610,6 +625,7 @@ impl AccessLog {
             options: LogOptions::default(),
             heartbeat: Some(DEFAULT_HEARTBEAT),
             heads_file: None,
+            head_sink: None,
             queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
@@ -715,6 +731,7 @@ struct Writer {
     /// When the last checkpoint was signed.
     last_signed: Instant,
     heads_file: Option<PathBuf>,
+    head_sink: Option<HeadSink>,
     /// The last durable checkpoint not yet published.
     unpublished: Option<Checkpoint>,
     last_published: Option<Instant>,
@@ -865,10 +882,10 @@ impl Writer {
     /// Appends the last durable checkpoint to the heads file, when `now` (else it waits for a
     /// later call); a failure is reported once per streak and left to the next head.
     fn publish(&mut self, now: bool) {
-        let Some(heads) = &self.heads_file else {
+        if self.heads_file.is_none() && self.head_sink.is_none() {
             self.unpublished = None;
             return;
-        };
+        }
         if !now {
             return;
         }
@@ -876,6 +893,13 @@ impl Writer {
             return;
         };
         let line = chain::head_line(self.kind, &cp);
+        if let Some(sink) = &self.head_sink {
+            sink(&line);
+        }
+        let Some(heads) = &self.heads_file else {
+            self.last_published = Some(Instant::now());
+            return;
+        };
         let written = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
