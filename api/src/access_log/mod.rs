@@ -76,6 +76,9 @@
 //! (or an export) whose chain does not hold a published head with its hash was truncated or
 //! rewritten: `vigie audit verify --heads FILE` and the next open say so. A head that cannot be
 //! published is reported (error log) and the next one covers it; it does not fail requests.
+//! With [`LogBuilder::head_sink`], each published head line is also handed to a sink that must
+//! not block (`vigie run --brokers`: the Kafka topic `vigie.audit.heads`); what the sink does
+//! with it is not checked at open — the heads file is.
 //!
 //! ## When an entry is durable
 //! Appends are queued to the writer thread, which takes every entry waiting (at most
