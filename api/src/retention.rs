@@ -224,14 +224,19 @@ mod tests {
     use crate::access_log;
     use vigie_record::fixtures::scored;
 
+    /// The retention log of `data_dir`, publishing its heads nowhere.
+    fn local(data_dir: &Path, key: SigningKey) -> RetentionLog<'_> {
+        RetentionLog {
+            data_dir,
+            key,
+            heads_file: None,
+        }
+    }
+
     #[tokio::test]
     async fn old_posts_leave_after_their_batch_is_logged_and_the_log_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let target = |key| RetentionLog {
-            data_dir: dir.path(),
-            key,
-            heads_file: None,
-        };
+        let target = |key| local(dir.path(), key);
         let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
         let mut w = index.writer().unwrap();
@@ -311,11 +316,7 @@ mod tests {
     #[tokio::test]
     async fn a_replayed_archive_is_kept_its_period_and_a_future_dated_post_is_not_kept_for_ever() {
         let dir = tempfile::tempdir().unwrap();
-        let target = |key| RetentionLog {
-            data_dir: dir.path(),
-            key,
-            heads_file: None,
-        };
+        let target = |key| local(dir.path(), key);
         let index = PostIndex::open(&dir.path().join("index")).unwrap();
         let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
         let mut w = index.writer().unwrap();
