@@ -335,6 +335,15 @@ mod tests {
         ]
     }
 
+    /// Every item of the capture at `path`, each read without error.
+    fn read_all(path: &Path) -> Vec<Item> {
+        read(path)
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     #[test]
     fn plain_and_zstd_captures_round_trip_across_batches() {
         let dir = tempfile::tempdir().unwrap();
@@ -348,11 +357,7 @@ mod tests {
                 .unwrap()
                 .write(&items()[..1])
                 .unwrap();
-            let back: Vec<Item> = read(&path)
-                .unwrap()
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
+            let back: Vec<Item> = read_all(&path);
             let mut want = items();
             want.push(items()[0].clone());
             assert_eq!(back, want, "{name}");
@@ -410,11 +415,7 @@ mod tests {
                 .unwrap()
                 .write(&items()[1..])
                 .unwrap();
-            let back: Vec<Item> = read(&path)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.unwrap())
-                .collect();
+            let back: Vec<Item> = read_all(&path);
             let mut want = items();
             if n == 2 {
                 // The zeros came after a complete second batch: it is kept.
@@ -437,11 +438,7 @@ mod tests {
             .unwrap()
             .write(&items()[..1])
             .unwrap();
-        let back: Vec<Item> = read(&path)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
+        let back: Vec<Item> = read_all(&path);
         assert_eq!(back, vec![items()[0].clone(), items()[0].clone()]);
     }
 

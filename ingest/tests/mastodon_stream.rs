@@ -241,6 +241,23 @@ fn source(config: MastodonStreamConfig) -> MastodonStream {
     MastodonStream::new(config, client(), common::pseudonymiser()).unwrap()
 }
 
+/// Runs the live source (backfill off) against `inst` for `ms` ms: what it delivered, and its
+/// state store (in the temporary directory returned with it).
+async fn run_live(inst: &Instance, ms: u64) -> (Collect, StateStore, tempfile::TempDir) {
+    let base = inst.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::in_data_dir(dir.path());
+    let mut sink = Collect::default();
+    let mut src = source(MastodonStreamConfig {
+        backfill: false,
+        ..config(&base)
+    });
+    driver::run(&mut src, &store, &mut sink, for_(ms))
+        .await
+        .unwrap();
+    (sink, store, dir)
+}
+
 fn for_(ms: u64) -> RunOptions {
     RunOptions {
         deadline: Some(tokio::time::Instant::now() + Duration::from_millis(ms)),
@@ -367,17 +384,7 @@ async fn a_dropped_stream_reconnects_and_records_the_gap() {
     let inst = Instance::default();
     inst.script(vec![update(1), update(2)], true);
     inst.script(vec![update(4), update(5)], false);
-    let base = inst.serve().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = StateStore::in_data_dir(dir.path());
-    let mut sink = Collect::default();
-    let mut src = source(MastodonStreamConfig {
-        backfill: false,
-        ..config(&base)
-    });
-    driver::run(&mut src, &store, &mut sink, for_(1_500))
-        .await
-        .unwrap();
+    let (sink, store, _dir) = run_live(&inst, 1_500).await;
     let got = posts(&sink.items());
     assert_eq!(got.len(), 4, "{got:?}");
     for (g, n) in got.iter().zip([1, 2, 4, 5]) {
@@ -526,17 +533,7 @@ async fn a_silent_stream_trips_the_read_timeout_and_is_reopened() {
     // No heartbeat for 3 s: the 1 s read timeout ends the connection.
     inst.script(vec![update(1), thump(3_000)], false);
     inst.script(vec![update(2)], false);
-    let base = inst.serve().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = StateStore::in_data_dir(dir.path());
-    let mut sink = Collect::default();
-    let mut src = source(MastodonStreamConfig {
-        backfill: false,
-        ..config(&base)
-    });
-    driver::run(&mut src, &store, &mut sink, for_(2_500))
-        .await
-        .unwrap();
+    let (sink, store, _dir) = run_live(&inst, 2_500).await;
     assert_eq!(sink.items().len(), 2, "{:?}", posts(&sink.items()));
     let state = store.load("mamot-live", "mastodon-stream").unwrap();
     assert_eq!(inst.connections.lock().unwrap().len(), 2, "{state:?}");
@@ -555,17 +552,7 @@ async fn an_endless_line_from_the_server_is_cut_off_and_the_stream_reconnects() 
     let endless = format!("data: {}", "x".repeat(4 * 1024 * 1024));
     inst.script(vec![update(1), (0, endless)], false);
     inst.script(vec![update(2)], false);
-    let base = inst.serve().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = StateStore::in_data_dir(dir.path());
-    let mut sink = Collect::default();
-    let mut src = source(MastodonStreamConfig {
-        backfill: false,
-        ..config(&base)
-    });
-    driver::run(&mut src, &store, &mut sink, for_(2_000))
-        .await
-        .unwrap();
+    let (sink, store, _dir) = run_live(&inst, 2_000).await;
     assert_eq!(sink.items().len(), 2, "{:?}", posts(&sink.items()));
     let state = store.load("mamot-live", "mastodon-stream").unwrap();
     assert_eq!(inst.connections.lock().unwrap().len(), 2, "{state:?}");
