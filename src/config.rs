@@ -168,23 +168,15 @@ impl Config {
                  `openssl rand -hex 32`)",
             );
         }
-        let path = self.keys_dir()?.join(vigie_ingest::key::KEY_FILE);
+        // `load_or_create_key` makes `keys/` private itself.
+        let path = self.data_dir.join("keys").join(vigie_ingest::key::KEY_FILE);
         Ok(vigie_ingest::key::load_or_create_key(&path)?.to_vec())
     }
 
     /// `<data_dir>/keys`, made 0700 (or narrowed to it): the pseudonym key and the identity file.
     pub fn keys_dir(&self) -> Result<PathBuf> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = self.data_dir.join("keys");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .and_then(|()| std::fs::metadata(&dir))
-            .and_then(|m| match m.permissions().mode() & 0o077 {
-                0 => Ok(()),
-                _ => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)),
-            })
+        vigie_ingest::key::private_dir(&dir)
             .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
         Ok(dir)
     }

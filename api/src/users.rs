@@ -197,9 +197,6 @@ fn write_file(path: &Path, file: &UsersFile) -> Result<(), UserError> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
     // A temporary name of this process and moment: two writers never share one.
     let tmp = path.with_extension(format!(
         "json.{}.{}.tmp",

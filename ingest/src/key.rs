@@ -153,8 +153,9 @@ pub fn load_key(path: &Path) -> Result<[u8; KEY_LEN], KeyError> {
         .map_err(|_| malformed(format!("{} bytes", bytes.len())))
 }
 
-/// Makes `dir` (and its parents) if missing, and narrows it to mode 0700.
-fn private_dir(dir: &Path) -> Result<(), KeyError> {
+/// Makes `dir` (and its parents) if missing, and narrows it to mode 0700 (the keys directory
+/// of the data dir: the pseudonym key and the identity file).
+pub fn private_dir(dir: &Path) -> Result<(), KeyError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -202,15 +202,7 @@ pub async fn run_indexer(
     )?);
     for m in subscriber.moved_starts() {
         let gap = checkpoint.moved(m.partition, m.asked, m.start);
-        tracing::warn!(
-            partition = gap.partition,
-            expected = gap.expected,
-            got = gap.got,
-            kind = ?gap.kind,
-            "coverage gap: the topic no longer holds the checkpoint's position; reading from \
-             its earliest message"
-        );
-        config.metrics.offset_gap();
+        report_gap(&gap, &config.metrics);
     }
     let dead = Publisher::new(&config.bus, &config.deadletter)?;
     let mut writer = index.writer()?;
@@ -274,14 +266,7 @@ pub async fn run_indexer(
                 Err(e) => dead_letter(&dead, d, &e.to_string()).await?,
             }
             if let Some(gap) = checkpoint.advance(d.coords.partition, d.coords.offset) {
-                tracing::warn!(
-                    partition = gap.partition,
-                    expected = gap.expected,
-                    got = gap.got,
-                    kind = ?gap.kind,
-                    "coverage gap: the topic no longer holds the position of the checkpoint"
-                );
-                config.metrics.offset_gap();
+                report_gap(&gap, &config.metrics);
             }
         }
         checkpoint.committed_at = Some(chrono::Utc::now().to_rfc3339());
@@ -300,6 +285,18 @@ pub async fn run_indexer(
     drop(lag);
     tracing::info!(indexed, offsets = ?checkpoint.offsets, "indexer stopped");
     Ok(indexed)
+}
+
+/// Logs a coverage gap as a warning and counts it in `/metrics`.
+fn report_gap(gap: &Gap, metrics: &StageMetrics) {
+    tracing::warn!(
+        partition = gap.partition,
+        expected = gap.expected,
+        got = gap.got,
+        kind = ?gap.kind,
+        "coverage gap: the topic no longer holds the checkpoint's position"
+    );
+    metrics.offset_gap();
 }
 
 /// Enforces `r` once with the indexer's `writer`, keeping its checkpoint in the commit; a
