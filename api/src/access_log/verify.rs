@@ -807,3 +807,38 @@ impl<'l, 'a> Walk<'l, 'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access_log::chain::head_line;
+    use ed25519_dalek::SigningKey;
+
+    #[test]
+    fn a_heads_file_with_junk_fails_and_heads_of_another_key_or_log_are_not_counted() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let ours = Checkpoint::sign(LogKind::Access, 3, &[1; 32], &key);
+        let forged = Checkpoint::sign(LogKind::Access, 9, &[2; 32], &other);
+        let retention = Checkpoint::sign(LogKind::Retention, 4, &[3; 32], &key);
+        let text = [
+            head_line(LogKind::Access, &ours),
+            head_line(LogKind::Access, &forged),
+            head_line(LogKind::Retention, &retention),
+        ]
+        .concat();
+        let (heads, others) = parse_heads(&text, &key.verifying_key(), LogKind::Access).unwrap();
+        assert_eq!((heads, others), (vec![ours], 2));
+        // A line that is not a head (someone who can write the topic or the file): refused,
+        // never skipped, so verification fails closed.
+        for junk in ["not json", "{\"log\":\"access\"}", "{\"checkpoint\":1}"] {
+            let e = parse_heads(
+                &format!("{text}{junk}\n"),
+                &key.verifying_key(),
+                LogKind::Access,
+            )
+            .unwrap_err();
+            assert!(matches!(e, Tamper::MalformedHead { line: 4, .. }), "{e}");
+        }
+    }
+}
