@@ -18,11 +18,11 @@
 //! ```
 
 use crate::http::{HttpClient, HttpConfig};
-use crate::jetstream::{Jetstream, JetstreamConfig};
-use crate::mastodon::{Mastodon, MastodonConfig};
-use crate::mastodon_stream::{MastodonStream, MastodonStreamConfig};
-use crate::reddit::{Reddit, RedditConfig};
-use crate::rss::{Feed, FeedConfig};
+use crate::source::jetstream::{Jetstream, JetstreamConfig};
+use crate::source::mastodon::{Mastodon, MastodonConfig};
+use crate::source::mastodon_stream::{MastodonStream, MastodonStreamConfig};
+use crate::source::reddit::{Reddit, RedditConfig};
+use crate::source::rss::{Feed, FeedConfig};
 use crate::source::{Batch, Cursor, Source};
 use crate::{IngestError, Pseudonymiser};
 use serde::{Deserialize, Serialize};
@@ -60,11 +60,11 @@ impl SourceConfig {
     /// The source's kind, as its `kind` key says.
     pub fn kind(&self) -> &'static str {
         match self {
-            SourceConfig::Mastodon(_) => crate::mastodon::KIND,
-            SourceConfig::MastodonStream(_) => crate::mastodon_stream::KIND,
-            SourceConfig::Rss(_) => crate::rss::KIND,
-            SourceConfig::Reddit(_) => crate::reddit::KIND,
-            SourceConfig::Jetstream(_) => crate::jetstream::KIND,
+            SourceConfig::Mastodon(_) => crate::source::mastodon::KIND,
+            SourceConfig::MastodonStream(_) => crate::source::mastodon_stream::KIND,
+            SourceConfig::Rss(_) => crate::source::rss::KIND,
+            SourceConfig::Reddit(_) => crate::source::reddit::KIND,
+            SourceConfig::Jetstream(_) => crate::source::jetstream::KIND,
         }
     }
 

@@ -20,9 +20,10 @@
 //! make the driver sleep for longer than that. Each source runs
 //! its own driver, so a source that is down does not hold up the others.
 
+use crate::coverage::{Gap, GapKind};
 use crate::http::backoff_delay;
 use crate::source::{Item, Source};
-use crate::state::{Gap, GapKind, StateStore};
+use crate::state::StateStore;
 use crate::IngestError;
 use chrono::Utc;
 use std::time::Duration;

@@ -24,7 +24,7 @@
 //! - **Waits are reported**: each rate-limit wait is returned in [`Fetched::waits`] as a
 //!   coverage [`Gap`].
 
-use crate::state::{Gap, GapKind};
+use crate::coverage::{Gap, GapKind};
 use crate::IngestError;
 use chrono::Utc;
 use governor::{DefaultKeyedRateLimiter, Quota};

@@ -44,27 +44,27 @@
 
 pub mod capture;
 pub mod config;
+pub mod coverage;
 pub mod crisislex;
 pub mod driver;
 #[cfg(test)]
 mod fuzz;
 pub mod http;
 pub mod identities;
-pub mod jetstream;
 pub mod key;
 pub mod lang;
-pub mod mastodon;
-pub mod mastodon_stream;
 mod pseudonym;
-pub mod reddit;
 pub mod replay;
-pub mod rss;
 pub mod source;
 pub mod state;
 pub mod text;
 
+// The sources' modules at their old paths (`vigie_ingest::mastodon`...).
+pub use source::{jetstream, mastodon, mastodon_stream, reddit, rss};
+
+pub use coverage::Cursor;
 pub use pseudonym::{HandleContext, Platform, Pseudonymiser};
-pub use source::{Batch, Cursor, Item, Skipped, Source, Tombstone};
+pub use source::{Batch, Item, Skipped, Source, Tombstone};
 
 /// The version recorded in the provenance of every post this crate ingests.
 pub const INGESTOR_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -253,7 +253,7 @@ fn parse_line(
         .trim_start_matches('@')
         .split_once('@')
         .map(|(_, domain)| domain.to_ascii_lowercase())
-        .filter(|_| source == crate::mastodon::KIND);
+        .filter(|_| source == crate::source::mastodon::KIND);
     let native_id = pseudonymiser.scrub_urls(&item.id);
     Ok(Envelope {
         post: Post {

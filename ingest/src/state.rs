@@ -14,10 +14,8 @@
 //! therefore always one whose posts are safe downstream.
 //!
 //! ## Gaps
-//! A [`Gap`] is a time window in which a source may have missed posts: the source was down or
-//! unreachable ([`GapKind::Outage`]), the server made us wait ([`GapKind::RateLimited`]), or
-//! pages had to be skipped ([`GapKind::SkippedPages`]). An outage still going on has no end.
-//! Only the most recent [`MAX_GAPS`] gaps are kept.
+//! The file keeps the source's coverage [`Gap`]s (defined in [`coverage`](crate::coverage),
+//! re-exported here): only the most recent [`MAX_GAPS`] are kept.
 
 use crate::IngestError;
 use chrono::{DateTime, Utc};
@@ -25,36 +23,12 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::source::Cursor;
+use crate::coverage::Cursor;
+/// The coverage gaps a state file keeps (defined in [`coverage`](crate::coverage)).
+pub use crate::coverage::{Gap, GapKind};
 
 /// How many gaps a state file keeps (the oldest are dropped first).
 pub const MAX_GAPS: usize = 500;
-
-/// What kind of blind spot a [`Gap`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GapKind {
-    /// The source failed (unreachable, errors, malformed pages) from `from` to `to`.
-    Outage,
-    /// The server asked us to slow down (429/503 with `Retry-After`), and we waited.
-    RateLimited,
-    /// Pages between two points were not fetched (too far behind, or unreadable).
-    SkippedPages,
-}
-
-/// A time window a source may not have seen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Gap {
-    /// What happened.
-    pub kind: GapKind,
-    /// Start of the window.
-    pub from: DateTime<Utc>,
-    /// End of the window; `None` while it lasts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<DateTime<Utc>>,
-    /// Why, in words: the error, the URL, the pages skipped.
-    pub detail: String,
-}
 
 /// Everything committed for one source configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

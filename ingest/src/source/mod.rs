@@ -11,44 +11,21 @@
 //! it is polled with a cursor other than the one it last returned (the previous batch was not
 //! committed), it starts again from the cursor it is given.
 
-use crate::state::Gap;
+pub mod jetstream;
+pub mod mastodon;
+pub mod mastodon_stream;
+pub mod reddit;
+pub mod rss;
+
+use crate::coverage::Gap;
 use crate::{IngestError, Pseudonymiser};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use vigie_record::{Envelope, Provenance, VigieId};
 
-/// A source's resume position (JSON), opaque to everyone but the source that made it: the last
-/// status id, the ETag and the GUIDs seen, the Jetstream time in microseconds...
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Cursor(pub serde_json::Value);
-
-impl Cursor {
-    /// Encodes a source's own cursor type.
-    pub fn encode<T: Serialize>(value: &T) -> Self {
-        // Cursor types are plain structs of strings and numbers: serialising cannot fail.
-        Cursor(serde_json::to_value(value).unwrap_or(serde_json::Value::Null))
-    }
-
-    /// Decodes `cursor` as a source's own cursor type, or its default (a first poll) when there
-    /// is none; the error names the source.
-    pub fn decode_or_default<T: serde::de::DeserializeOwned + Default>(
-        cursor: Option<&Cursor>,
-        source: &str,
-    ) -> Result<T, IngestError> {
-        cursor.map_or_else(|| Ok(T::default()), |c| c.decode(source))
-    }
-
-    /// Decodes a source's own cursor type; the error names the source.
-    pub fn decode<T: serde::de::DeserializeOwned>(&self, source: &str) -> Result<T, IngestError> {
-        serde_json::from_value(self.0.clone()).map_err(|e| IngestError::Malformed {
-            source_name: source.to_string(),
-            location: "cursor".into(),
-            message: format!("stored cursor is not this source's: {e}"),
-        })
-    }
-}
+/// A source's resume position (defined in [`coverage`](crate::coverage)).
+pub use crate::coverage::Cursor;
 
 /// A post removed at its source (defined in `vigie-record`, shared by every stage).
 pub use vigie_record::Tombstone;

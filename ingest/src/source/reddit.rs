@@ -19,9 +19,9 @@
 //! that was removed or deleted (`removed_by_category`, or a `[removed]`/`[deleted]` body)
 //! yields a [`Tombstone`].
 
+use crate::coverage::{Gap, GapKind};
 use crate::http::HttpClient;
 use crate::source::{Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
-use crate::state::{Gap, GapKind};
 use crate::{lang, HandleContext, IngestError, Pseudonymiser};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

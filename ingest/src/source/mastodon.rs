@@ -310,7 +310,7 @@ pub(crate) struct Page {
     /// Statuses that could not be read.
     pub skipped: Vec<Skipped>,
     /// Rate-limit waits the fetch took.
-    pub gaps: Vec<crate::state::Gap>,
+    pub gaps: Vec<crate::coverage::Gap>,
     /// The `min_id` of the page after this one.
     pub next_min_id: Option<String>,
     /// The page was full: more statuses are waiting.

@@ -16,7 +16,7 @@
 //!
 //! ## Events
 //! - `update` (a Status JSON) becomes a post exactly as the REST source makes it
-//!   ([`mastodon`](crate::mastodon): same pseudonyms, plain text, language, and the same Vigie
+//!   ([`mastodon`]: same pseudonyms, plain text, language, and the same Vigie
 //!   id, derived from the status's ActivityPub URI). `status.update` (an edit) becomes the
 //!   post again, with the same id. Provenance: the stream URL, the event's `data` hashed.
 //! - `delete` carries only the *local* status id. The source remembers the local id and
@@ -46,10 +46,12 @@
 //! Public streams need none on most instances. `token_env` names an environment variable
 //! holding one, sent as `Authorization: Bearer`; it is never logged nor written anywhere.
 
+use crate::coverage::{Gap, GapKind};
 use crate::http::{backoff_delay, HttpClient};
-use crate::mastodon::{cmp_ids, Mastodon, MastodonConfig, Status};
-use crate::source::{next_before, Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone};
-use crate::state::{Gap, GapKind};
+use crate::source::mastodon::{cmp_ids, Mastodon, MastodonConfig, Status};
+use crate::source::{
+    mastodon, next_before, Batch, Cursor, FetchInfo, Item, Skipped, Source, Tombstone,
+};
 use crate::{IngestError, Pseudonymiser};
 use chrono::{DateTime, Utc};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
@@ -463,8 +465,8 @@ impl MastodonStream {
                     )
                 })?;
                 Ok(Some(Item::Delete(Box::new(Tombstone {
-                    id: VigieId::derive(crate::mastodon::KIND, &native_id),
-                    source: crate::mastodon::KIND.into(),
+                    id: VigieId::derive(mastodon::KIND, &native_id),
+                    source: mastodon::KIND.into(),
                     native_id,
                     deleted_at: fetch.fetched_at,
                     provenance: fetch.provenance(event.data.as_bytes()),
