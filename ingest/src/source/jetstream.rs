@@ -325,12 +325,8 @@ impl Source for Jetstream {
         KIND
     }
 
-    fn poll_interval(&self) -> Duration {
-        Duration::ZERO
-    }
-
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let committed: JetCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
+        let committed: JetCursor = self.resume(cursor)?;
         let reusable =
             matches!(&self.connection, Some((_, reached, _, _)) if *reached == committed);
         if !reusable {

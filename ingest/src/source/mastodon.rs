@@ -332,7 +332,7 @@ impl Source for Mastodon {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let cursor: MastodonCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
+        let cursor: MastodonCursor = self.resume(cursor)?;
         let page = self.page(cursor.min_id.as_deref()).await?;
         let mut batch = Batch {
             items: page

@@ -487,12 +487,8 @@ impl Source for MastodonStream {
         KIND
     }
 
-    fn poll_interval(&self) -> Duration {
-        Duration::ZERO
-    }
-
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let committed: StreamCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
+        let committed: StreamCursor = self.resume(cursor)?;
         let url = self.stream_url();
         let mut batch = Batch::default();
         let reusable = self

@@ -90,8 +90,24 @@ pub trait Source: Send {
     /// The kind of source: `mastodon`, `rss`, `reddit`, `jetstream`.
     fn kind(&self) -> &'static str;
 
-    /// How long to wait between polls once caught up.
-    fn poll_interval(&self) -> Duration;
+    /// How long to wait between polls once caught up. By default no time at all: right for a
+    /// source whose poll itself waits for items (a stream, up to its `batch_wait`); a source
+    /// that fetches pages says how long to leave between them.
+    fn poll_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// The committed `cursor` decoded as this source's own cursor type `T`, or `T`'s default
+    /// (a first poll) when there is none; the error names the source.
+    fn resume<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        cursor: Option<&Cursor>,
+    ) -> Result<T, IngestError>
+    where
+        Self: Sized,
+    {
+        Cursor::decode_or_default(cursor, self.name())
+    }
 
     /// Yields what follows `cursor` (`None`: the source has never been committed; start from
     /// the newest items).

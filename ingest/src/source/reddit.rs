@@ -255,7 +255,7 @@ impl Source for Reddit {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let cursor: RedditCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
+        let cursor: RedditCursor = self.resume(cursor)?;
         let mut batch = Batch::default();
         let mut pages = Vec::new();
         match &cursor.newest {

@@ -178,7 +178,7 @@ impl Source for Feed {
     }
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
-        let cursor: FeedCursor = Cursor::decode_or_default(cursor, &self.config.name)?;
+        let cursor: FeedCursor = self.resume(cursor)?;
         let mut headers = Vec::new();
         if let Some(v) = cursor
             .etag
