@@ -110,6 +110,15 @@ pub struct FetchError {
 }
 
 impl FetchError {
+    /// The error `kind` of source `source_name` fetching `url`.
+    pub fn new(source_name: &str, url: &str, kind: FetchErrorKind) -> Self {
+        FetchError {
+            source_name: source_name.to_string(),
+            url: url.to_string(),
+            kind,
+        }
+    }
+
     /// How long the server asked us to wait, when it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match &self.kind {
@@ -373,14 +382,8 @@ impl HttpClient {
         url: &str,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Result<Fetched, FetchError> {
-        let error = |kind| FetchError {
-            source_name: source_name.to_string(),
-            url: url.to_string(),
-            kind,
-        };
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| error(FetchErrorKind::Other(e.to_string())))?;
-        let host = rate_key(&parsed);
+        let error = |kind| FetchError::new(source_name, url, kind);
+        let (parsed, host) = target(source_name, url)?;
         let mut waits = Vec::new();
         let mut attempt = 0u32;
         loop {
@@ -461,14 +464,8 @@ impl HttpClient {
         url: &str,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Result<reqwest::Response, FetchError> {
-        let error = |kind| FetchError {
-            source_name: source_name.to_string(),
-            url: url.to_string(),
-            kind,
-        };
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| error(FetchErrorKind::Other(e.to_string())))?;
-        let host = rate_key(&parsed);
+        let error = |kind| FetchError::new(source_name, url, kind);
+        let (parsed, host) = target(source_name, url)?;
         self.limiter.until_key_ready(&host).await;
         let mut request = self.stream_client.get(parsed);
         for (name, value) in headers {
@@ -568,6 +565,14 @@ fn classify(e: &reqwest::Error) -> FetchErrorKind {
 }
 
 /// The key of `url`'s host in the per-host rate limiter: `host:port`.
+/// `url` parsed, and its rate-limit key ([`rate_key`]); the error names the source and URL.
+fn target(source_name: &str, url: &str) -> Result<(reqwest::Url, String), FetchError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| FetchError::new(source_name, url, FetchErrorKind::Other(e.to_string())))?;
+    let host = rate_key(&parsed);
+    Ok((parsed, host))
+}
+
 fn rate_key(url: &reqwest::Url) -> String {
     format!(
         "{}:{}",

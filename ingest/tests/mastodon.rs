@@ -8,7 +8,6 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use common::Collect;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,72 +19,16 @@ use vigie_ingest::mastodon::{Mastodon, MastodonConfig};
 use vigie_ingest::state::{GapKind, StateStore};
 use vigie_ingest::{IngestError, Item};
 
-/// Status ids are snowflakes: milliseconds since the epoch, shifted left 16 bits.
-const FIRST_MS: u64 = 1_795_766_400_000; // 2026-11-27T08:00:00Z
+use common::mastodon::status_id;
 
-fn status_id(n: u64) -> u64 {
-    (FIRST_MS + n * 60_000) << 16
-}
-
-fn created(n: u64) -> String {
-    DateTime::<Utc>::from_timestamp_millis((FIRST_MS + n * 60_000) as i64)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A status as `GET /api/v1/timelines/*` returns it (fields as in the API documentation).
+/// A public status as `GET /api/v1/timelines/*` returns it.
 fn status(n: u64, acct: &str, content: &str, language: Option<&str>) -> String {
-    let id = status_id(n);
-    let (username, domain) = acct.split_once('@').unwrap_or((acct, "mamot.fr"));
-    serde_json::json!({
-        "id": id.to_string(),
-        "created_at": created(n),
-        "in_reply_to_id": null,
-        "in_reply_to_account_id": null,
-        "sensitive": false,
-        "spoiler_text": "",
-        "visibility": "public",
-        "language": language,
-        "uri": format!("https://{domain}/users/{username}/statuses/{id}"),
-        "url": format!("https://{domain}/@{username}/{id}"),
-        "replies_count": 0,
-        "reblogs_count": 2,
-        "favourites_count": 5,
-        "edited_at": null,
-        "favourited": false,
-        "reblogged": false,
-        "content": content,
-        "reblog": null,
-        "application": {"name": "Web", "website": null},
-        "account": {
-            "id": "109348012345678901",
-            "username": username,
-            "acct": acct,
-            "display_name": "Someone",
-            "locked": false,
-            "bot": false,
-            "discoverable": true,
-            "group": false,
-            "created_at": "2022-11-14T00:00:00.000Z",
-            "note": "<p>Lyonnaise</p>",
-            "url": format!("https://{domain}/@{username}"),
-            "avatar": "https://mamot.fr/avatars/original/missing.png",
-            "header": "https://mamot.fr/headers/original/missing.png",
-            "followers_count": 120,
-            "following_count": 80,
-            "statuses_count": 900,
-            "last_status_at": "2026-11-27",
-            "emojis": [],
-            "fields": []
-        },
-        "media_attachments": [],
-        "mentions": [],
-        "tags": [],
-        "emojis": [],
-        "card": null,
-        "poll": null
-    })
-    .to_string()
+    status_value(n, acct, content, language).to_string()
+}
+
+/// [`status`] as JSON, to change before it is served.
+fn status_value(n: u64, acct: &str, content: &str, language: Option<&str>) -> serde_json::Value {
+    common::mastodon::status(n, acct, content, language, "public")
 }
 
 /// A local Mastodon instance: statuses by id, and the query strings it was asked.
@@ -351,16 +294,13 @@ async fn a_malformed_status_among_good_ones_is_skipped_counted_and_passed() {
         .unwrap();
 
     inst.add_plain(2..=2);
-    let mut no_account: serde_json::Value =
-        serde_json::from_str(&status(3, "x", "<p>x</p>", None)).unwrap();
+    let mut no_account = status_value(3, "x", "<p>x</p>", None);
     no_account.as_object_mut().unwrap().remove("account");
     inst.add(3, no_account.to_string());
-    let mut bad_date: serde_json::Value =
-        serde_json::from_str(&status(4, "x", "<p>x</p>", None)).unwrap();
+    let mut bad_date = status_value(4, "x", "<p>x</p>", None);
     bad_date["created_at"] = "yesterday".into();
     inst.add(4, bad_date.to_string());
-    let mut private: serde_json::Value =
-        serde_json::from_str(&status(5, "x", "<p>x</p>", None)).unwrap();
+    let mut private = status_value(5, "x", "<p>x</p>", None);
     private["visibility"] = "private".into();
     inst.add(5, private.to_string());
     inst.add_plain(6..=6);
@@ -386,8 +326,7 @@ async fn a_malformed_status_among_good_ones_is_skipped_counted_and_passed() {
 async fn posts_are_plain_pseudonymised_text_with_provenance() {
     let inst = Instance::default();
     let html = r#"<p>Gros incendie port Édouard Herriot, fumée noire ! <a href="https://mamot.fr/tags/Lyon" class="mention hashtag" rel="tag">#<span>Lyon</span></a><br />Merci <span class="h-card" translate="no"><a href="https://piaille.fr/@bob" class="u-url mention">@<span>bob</span></a></span> et <span class="h-card"><a href="https://mamot.fr/@carol" class="u-url mention">@<span>carol</span></a></span> (vu sur https://mamot.fr/@alice)</p>"#;
-    let mut raw: serde_json::Value =
-        serde_json::from_str(&status(1, "alice", html, Some("fr"))).unwrap();
+    let mut raw = status_value(1, "alice", html, Some("fr"));
     raw["mentions"] = serde_json::json!([
         {"id": "1", "username": "bob", "url": "https://piaille.fr/@bob", "acct": "bob@piaille.fr"},
         {"id": "2", "username": "carol", "url": "https://mamot.fr/@carol", "acct": "carol"}
@@ -395,14 +334,13 @@ async fn posts_are_plain_pseudonymised_text_with_provenance() {
     let raw = raw.to_string();
     inst.add(1, raw.clone());
     // A boost of a remote status, with no language given.
-    let inner: serde_json::Value = serde_json::from_str(&status(
+    let inner = status_value(
         2,
         "dan@mstdn.social",
         "<p>Flooding on the A7 near Valence, the water is rising fast and the road is closed in both directions</p>",
         None,
-    ))
-    .unwrap();
-    let mut boost: serde_json::Value = serde_json::from_str(&status(3, "erin", "", None)).unwrap();
+    );
+    let mut boost = status_value(3, "erin", "", None);
     boost["reblog"] = inner;
     inst.add(3, boost.to_string());
     let base = inst.serve().await;

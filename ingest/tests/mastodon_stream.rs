@@ -10,7 +10,6 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use common::Collect;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -22,62 +21,13 @@ use vigie_ingest::mastodon_stream::{MastodonStream, MastodonStreamConfig};
 use vigie_ingest::state::{GapKind, StateStore};
 use vigie_ingest::{Item, Source};
 
-const FIRST_MS: u64 = 1_795_766_400_000; // 2026-11-27T08:00:00Z
+use common::mastodon::status_id;
 
-fn status_id(n: u64) -> u64 {
-    (FIRST_MS + n * 60_000) << 16
-}
-
-/// A status as the streaming API's `update` payload and the REST timelines carry it.
+/// A status by alice about the Saône, as the streaming API's `update` payload and the REST
+/// timelines carry it.
 fn status(n: u64, visibility: &str) -> String {
-    let id = status_id(n);
-    let created = DateTime::<Utc>::from_timestamp_millis((FIRST_MS + n * 60_000) as i64)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    serde_json::json!({
-        "id": id.to_string(),
-        "created_at": created,
-        "in_reply_to_id": null,
-        "in_reply_to_account_id": null,
-        "sensitive": false,
-        "spoiler_text": "",
-        "visibility": visibility,
-        "language": "fr",
-        "uri": format!("https://mamot.fr/users/alice/statuses/{id}"),
-        "url": format!("https://mamot.fr/@alice/{id}"),
-        "replies_count": 0,
-        "reblogs_count": 0,
-        "favourites_count": 0,
-        "edited_at": null,
-        "content": format!("<p>Crue de la Saône, message {n}, <a href=\"https://mamot.fr/tags/inondation\" class=\"mention hashtag\">#<span>inondation</span></a></p>"),
-        "reblog": null,
-        "application": {"name": "Web", "website": null},
-        "account": {
-            "id": "109348012345678901",
-            "username": "alice",
-            "acct": "alice",
-            "display_name": "Alice",
-            "locked": false,
-            "bot": false,
-            "created_at": "2022-11-14T00:00:00.000Z",
-            "note": "",
-            "url": "https://mamot.fr/@alice",
-            "avatar": "https://mamot.fr/avatars/original/missing.png",
-            "header": "https://mamot.fr/headers/original/missing.png",
-            "followers_count": 1,
-            "following_count": 1,
-            "statuses_count": 9,
-            "emojis": [],
-            "fields": []
-        },
-        "media_attachments": [],
-        "mentions": [],
-        "tags": [{"name": "inondation", "url": "https://mamot.fr/tags/inondation"}],
-        "emojis": [],
-        "card": null,
-        "poll": null
-    })
-    .to_string()
+    let content = format!("<p>Crue de la Saône, message {n}, <a href=\"https://mamot.fr/tags/inondation\" class=\"mention hashtag\">#<span>inondation</span></a></p>");
+    common::mastodon::status(n, "alice", &content, Some("fr"), visibility).to_string()
 }
 
 /// One step of a scripted stream: wait, then send these bytes.

@@ -207,11 +207,11 @@ impl Source for Feed {
         }
         let feed = self.parse(&fetched.body).map_err(|e| {
             let content_type = fetched.header("content-type").unwrap_or("no Content-Type");
-            FetchError {
-                source_name: self.config.name.clone(),
-                url: self.config.url.clone(),
-                kind: FetchErrorKind::BadFeed(format!("{e} (Content-Type {content_type})")),
-            }
+            FetchError::new(
+                &self.config.name,
+                &self.config.url,
+                FetchErrorKind::BadFeed(format!("{e} (Content-Type {content_type})")),
+            )
         })?;
         let fetch = FetchInfo::new(
             &self.config.url,

@@ -1,6 +1,8 @@
 //! Shared pieces of the ingest tests: local servers, a fast polite client, collecting sinks.
 #![allow(dead_code)]
 
+pub mod mastodon;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vigie_ingest::driver::{BoxError, Sink};
