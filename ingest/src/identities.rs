@@ -96,6 +96,8 @@ struct Recorder {
     pending: Vec<u8>,
     /// Whether lines were written since the last fsync.
     dirty: bool,
+    /// Why an identity could not be made into a line, until a sync reports it.
+    unrecorded: Option<String>,
     file: Option<File>,
 }
 
@@ -135,6 +137,7 @@ impl IdentityRecorder {
                 recorded,
                 pending: Vec::new(),
                 dirty: false,
+                unrecorded: None,
                 file: Some(file),
             })),
         })
@@ -162,7 +165,16 @@ impl IdentityRecorder {
             handle: handle.to_string(),
             seen: day,
         };
-        let mut bytes = serde_json::to_vec(&line).expect("an identity serialises");
+        let mut bytes = match serde_json::to_vec(&line) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Not recorded: the next sync fails (the batch is not delivered), and the
+                // pseudonym is recorded again when the batch is fetched again.
+                r.recorded.remove(pseudonym);
+                r.unrecorded = Some(format!("identity of {pseudonym} does not serialise: {e}"));
+                return;
+            }
+        };
         bytes.push(b'\n');
         let was_failing = !r.pending.is_empty();
         r.pending.extend_from_slice(&bytes);
@@ -185,6 +197,9 @@ impl IdentityRecorder {
             path: path.clone(),
             error,
         };
+        if let Some(why) = r.unrecorded.take() {
+            return Err(err(std::io::Error::other(why)));
+        }
         r.write_pending().map_err(err)?;
         if r.dirty {
             if let Some(f) = &r.file {

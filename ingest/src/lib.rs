@@ -1,13 +1,25 @@
 //! Ingestors: turn public posts into [`Envelope`]s with their provenance.
 //!
 //! ## Sources
-//! Each kind of public source is one implementation of the [`Source`] trait: [`mastodon`]
-//! (public and hashtag timelines, REST), [`mastodon_stream`] (the same timelines live, with
-//! deletions), [`rss`] (RSS and Atom feeds), [`reddit`] (`/r/{sub}/new`
-//! listings) and [`jetstream`] (Bluesky's firehose of posts). A source is polled for a
+//! Each kind of public source is one implementation of the [`Source`] trait, in one file of
+//! [`source`]: [`mastodon`] (public and hashtag timelines, REST), [`mastodon_stream`] (the
+//! same timelines live, with deletions), [`rss`] (RSS and Atom feeds), [`reddit`]
+//! (`/r/{sub}/new` listings) and [`jetstream`] (Bluesky's firehose of posts); each is also
+//! reachable at its old path (`vigie_ingest::mastodon`...). A source is polled for a
 //! [`Batch`]: the posts and deletions ([`Item`]) that follow a [`Cursor`], and the cursor that
-//! follows them. Files are read by [`replay`] (labelled JSONL), [`crisislex`] (CrisisLex CSV)
-//! and [`capture`] (what a source yielded, written by `vigie capture`).
+//! follows them. A source writes only what is its own (its name, kind and poll, and its pause
+//! between polls when it fetches pages); the trait gives the rest: no pause for a stream
+//! ([`Source::poll_interval`]), the committed cursor decoded ([`Source::resume`]).
+//!
+//! Files are read by [`replay`] (labelled JSONL), [`crisislex`] (CrisisLex CSV) and
+//! [`capture`] (what a source yielded, written by `vigie capture`). They stay at the top
+//! level, not in [`source`]: they are not [`Source`]s (no cursor, no driver: a file is read
+//! once, whole), and the binary calls each by its own path.
+//!
+//! ## Layers
+//! [`coverage`] (the [`Cursor`] and the [`Gap`](coverage::Gap)s) depends on nothing else
+//! here; [`source`] and [`state`] both use it, and neither uses the other; [`driver`] joins
+//! a source, its [`state`] and a sink; [`config`] builds the sources from the sources file.
 //!
 //! ## Cursors: nothing lost, nothing repeated
 //! A source never remembers on its own where it is: it is handed the last *committed* cursor
@@ -37,7 +49,7 @@
 //! by [`key::load_or_create_key`], which refuses a short or exposed key file.
 //!
 //! ## Coverage
-//! What a source could not see is recorded as time windows ([`state::Gap`]): outages,
+//! What a source could not see is recorded as time windows ([`coverage::Gap`]): outages,
 //! rate-limit waits, skipped pages. `vigie sources status` prints them.
 //!
 //! [`Envelope`]: vigie_record::Envelope

@@ -43,6 +43,10 @@ impl std::fmt::Debug for Pseudonymiser {
 
 impl Pseudonymiser {
     /// A pseudonymiser keyed with `key` (any length; HMAC hashes long keys).
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes keys of any length: new_from_slice cannot fail"
+    )]
     pub fn new(key: &[u8]) -> Self {
         Pseudonymiser {
             mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
@@ -263,44 +267,49 @@ const LOCAL: &str = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?";
 const BSKY_ID: &str =
     r"(?:did:[a-z0-9]+:[A-Za-z0-9._%:-]*[A-Za-z0-9]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)";
 
+/// Compiles one of the constant patterns below. They are fixed in the source, and a test
+/// compiles every one of them (`every_pattern_compiles`): a pattern that did not compile would
+/// fail the tests, never a run.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns, each compiled by a test"
+)]
+fn pattern(re: &str) -> Regex {
+    Regex::new(re).expect("valid regex")
+}
+
 /// `…host/@user`, `…host/@user@domain`, `…host/web/@user`, `…host/%40user` (any host).
 static MASTODON_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    pattern(&format!(
         r"{PRE}(?P<host>{HOST}){PORT}(?P<path>(?:/[\w.~!$&'()*+,;=:-]+)*?)/(?:@|%40)(?P<local>{LOCAL})(?:@(?P<domain>{HOST}))?"
     ))
-    .expect("valid regex")
 });
 /// `…host/users/user` (ActivityPub actor URLs, any host).
 static ACTIVITYPUB_USER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    pattern(&format!(
         r"{PRE}(?P<host>{HOST}){PORT}/users/(?P<local>{LOCAL})"
     ))
-    .expect("valid regex")
 });
 /// `bsky.app/profile/HANDLE-OR-DID`.
 static BLUESKY_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    pattern(&format!(
         r"(?P<pre>{PRE_BARE}(?i:(?:[a-z0-9-]+\.)?bsky\.app){PORT_BARE}/profile/)(?P<local>{BSKY_ID})"
     ))
-    .expect("valid regex")
 });
 /// `at://HANDLE-OR-DID/…` (AT Protocol URIs: Bluesky posts' native ids).
-static AT_URI: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?P<pre>(?i:at)://)(?P<local>{BSKY_ID})")).expect("valid regex")
-});
+static AT_URI: LazyLock<Regex> =
+    LazyLock::new(|| pattern(&format!(r"(?P<pre>(?i:at)://)(?P<local>{BSKY_ID})")));
 /// `reddit.com/user/NAME`, `reddit.com/u/NAME`, `reddit.com/r/u_NAME` (any subdomain).
 static REDDIT_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    pattern(&format!(
         r"(?P<pre>{PRE_BARE}(?i:(?:[a-z0-9-]+\.)*reddit\.com){PORT_BARE}/(?:(?i:u|user)/|r/u_))(?P<local>[A-Za-z0-9_-]+)"
     ))
-    .expect("valid regex")
 });
 /// `twitter.com/NAME`, `x.com/NAME`.
 static TWITTER_PROFILE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    pattern(&format!(
         r"(?P<pre>{PRE_BARE}(?i:(?:www\.|mobile\.)?(?:twitter|x)\.com){PORT_BARE}/)(?P<local>[A-Za-z0-9_]{{1,15}})\b"
     ))
-    .expect("valid regex")
 });
 /// [`PRE`] without its group name, to nest in a larger `pre` group.
 const PRE_BARE: &str = r"(?:[A-Za-z][A-Za-z0-9+.-]*://|^|[^\w.@%-])";
@@ -311,20 +320,33 @@ const RESERVED_TWITTER_PATHS: &[&str] = &["i", "home", "search", "hashtag", "int
 /// `@local` or `@local@domain` (`@` or the full-width `＠`), not inside a word or an e-mail
 /// address; `.@user`, `cc:@user` and `/@user` are mentions too.
 static MENTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    pattern(&format!(
         r"(?P<pre>^|[^\w@＠+-])[@＠](?P<local>{LOCAL})(?:[@＠](?P<domain>{HOST}))?"
     ))
-    .expect("valid regex")
 });
 /// Reddit's `u/name` and `/u/name`.
-static REDDIT_MENTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?P<pre>^|[^\w/])(?P<u>/?u/)(?P<local>[A-Za-z0-9_-]{3,20})\b")
-        .expect("valid regex")
-});
+static REDDIT_MENTION: LazyLock<Regex> =
+    LazyLock::new(|| pattern(r"(?P<pre>^|[^\w/])(?P<u>/?u/)(?P<local>[A-Za-z0-9_-]{3,20})\b"));
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_pattern_compiles() {
+        for re in [
+            &MASTODON_PROFILE,
+            &ACTIVITYPUB_USER,
+            &BLUESKY_PROFILE,
+            &AT_URI,
+            &REDDIT_PROFILE,
+            &TWITTER_PROFILE,
+            &MENTION,
+            &REDDIT_MENTION,
+        ] {
+            LazyLock::force(re);
+        }
+    }
 
     #[test]
     fn pseudonyms_are_stable_keyed_and_hide_the_key() {

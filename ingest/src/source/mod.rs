@@ -1,4 +1,6 @@
-//! The [`Source`] trait: what every ingestor of a live public source implements.
+//! The [`Source`] trait: what every ingestor of a live public source implements, and the
+//! sources, one module each ([`mastodon`], [`mastodon_stream`], [`rss`], [`reddit`],
+//! [`jetstream`]).
 //!
 //! A source is polled with the last committed [`Cursor`] and answers with a [`Batch`]: the
 //! items that come after that cursor, in the order they were published, and the cursor that
