@@ -6,7 +6,6 @@
 //! and sent in chunks of [`CHUNK`] bytes through a queue of [`CHUNKS`] chunks, so a long log
 //! costs the server no more memory than that.
 
-use crate::access_log::ExportFilter;
 use crate::guard::Outcome;
 use crate::problem::AccessProblems;
 use crate::{AppState, Problem};
@@ -17,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use vigie_logs::ExportFilter;
 
 /// The media type of an export: one JSON object per line.
 pub const JSONL: &str = "application/jsonl";

@@ -26,7 +26,6 @@
 //!   the log still accounts for every request. Authenticated requests are never rate-limited
 //!   nor capped.
 
-use crate::access_log::Access;
 use crate::users::{Caller, Permission};
 use crate::{AppState, Problem, ServeLimits};
 use axum::extract::{MatchedPath, Request, State};
@@ -39,6 +38,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use vigie_logs::Access;
 
 /// What a handler tells the access log about its answer (a response extension).
 #[derive(Debug, Clone, Default)]
@@ -324,7 +324,7 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
     }
     match guard.app.log.append(access).await {
         Ok(_) => response,
-        Err(e @ crate::access_log::LogError::Busy { .. }) => {
+        Err(e @ vigie_logs::LogError::Busy { .. }) => {
             tracing::warn!("request refused, the access log is busy: {e}");
             let mut response = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -356,6 +356,7 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

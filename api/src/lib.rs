@@ -4,7 +4,6 @@
 //!   with their scores, explanation and provenance; filters, orders, cursor paging and the
 //!   collapse of near-duplicates are described in `search`. `POST /v1/search` takes the same
 //!   fields as JSON; `GET /v1/stats/histogram` counts danger posts over time per category.
-//! - [`retention`] removes posts older than the retention period, logging each batch first.
 //! - `GET /v1/posts/{id}?purpose=...` (analysts): one post, its scores and its lineage;
 //!   `POST /v1/posts/{id}/review` records an analyst's verdict; `GET /v1/alerts?since=...`
 //!   lists the posts at or above the alert threshold that nobody has reviewed yet.
@@ -15,29 +14,32 @@
 //!
 //! Guarantees: every `/v1/` request carries a bearer token of a user whose role allows it (else
 //! 401 or 403); every `/v1/` request, allowed or refused, is in the [access log](access_log)
-//! before its answer leaves (see [`guard`]); every search states its purpose — a request without
-//! one is refused with 400 before the index is touched; unknown parameters are refused, not
-//! ignored; every error is an `application/problem+json` document (RFC 9457) with a message a
-//! person can act on.
+//! (written by `vigie_logs`) before its answer leaves (see [`guard`]); every search states its
+//! purpose — a request without one is refused with 400 before the index is touched; unknown
+//! parameters are refused, not ignored; every error is an `application/problem+json` document
+//! (RFC 9457) with a message a person can act on.
 
-pub mod access_log;
 mod audit;
 pub mod guard;
 pub mod openapi;
 mod posts;
 mod problem;
-pub mod retention;
 pub mod reviews;
 mod search;
 pub mod server;
 pub mod users;
 pub mod work;
 
-pub use access_log::AccessLog;
+/// The signed logs, at their old path: kept for the binary until it imports `vigie_logs`.
+pub use vigie_logs::access_log;
+/// Retention and its log, at their old path: kept for the binary until it imports `vigie_logs`.
+pub use vigie_logs::retention;
+
 pub use problem::Problem;
 pub use reviews::ReviewStore;
 pub use server::ServeLimits;
 pub use users::UserStore;
+pub use vigie_logs::AccessLog;
 pub use work::IndexWork;
 
 use axum::http::{Method, StatusCode, Uri};
@@ -248,6 +250,7 @@ pub async fn serve_without_access_log(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use axum::body::Body;
@@ -324,8 +327,8 @@ mod tests {
     }
 
     /// The bodies of the log's entries, in order.
-    fn logged(app: &TestApp) -> Vec<access_log::Access> {
-        access_log::entries(&std::fs::read_to_string(app.log.path()).unwrap())
+    fn logged(app: &TestApp) -> Vec<vigie_logs::Access> {
+        vigie_logs::access_log::entries(&std::fs::read_to_string(app.log.path()).unwrap())
     }
 
     #[tokio::test]

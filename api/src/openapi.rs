@@ -47,6 +47,7 @@ pub(crate) async fn get_openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

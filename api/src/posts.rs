@@ -11,7 +11,6 @@
 //! deletion entered Kafka, which index commit removed the post), its reviews, and every
 //! recorded access, the earlier views of the post included. The post itself is not shown.
 
-use crate::access_log::Access;
 use crate::guard::Outcome;
 use crate::problem::AccessProblems;
 use crate::reviews::{Review, Verdict};
@@ -25,6 +24,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use vigie_index::{DeletionRecord, Filters, Group, Hit, SearchRequest, Sort};
+use vigie_logs::Access;
 use vigie_record::{Ingestor, KafkaCoords, Post, ScoreState, Scoring};
 
 fn internal(title: &str, e: impl std::fmt::Display) -> Problem {

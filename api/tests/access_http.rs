@@ -1,11 +1,12 @@
 //! Over real HTTP: each role's allowed and refused calls, every one of them in the access log,
 //! and the auditor's export verifying with the published key.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use vigie_api::access_log::verify_export;
+use vigie_logs::access_log::verify_export;
 
 const SEARCH: &str = "/v1/search?q=fire&purpose=case%2012";
 const EXPORT: &str = "/v1/audit/export";
@@ -145,7 +146,7 @@ async fn each_role_gets_what_it_may_and_every_call_is_logged() {
     // Shutting down signs a checkpoint over everything.
     server.stop().await;
     let log = std::fs::read(&server.log_path).unwrap();
-    let report = vigie_api::access_log::verify_log(&log, &server.public_key()).unwrap();
+    let report = vigie_logs::access_log::verify_log(&log, &server.public_key()).unwrap();
     assert_eq!(report.covered, report.last);
     assert_eq!(report.entries, cases.len() as u64 + 4);
 }

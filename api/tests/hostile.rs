@@ -1,5 +1,6 @@
 //! Attacks on the server by a caller with a token (or none), over real HTTP: each must get a
 //! clear refusal, leave the server serving, and be in the access log.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Over real HTTP: a post's lineage (fetched -> scored -> reviewed -> accessed), the alerts
 //! still to review, and reviews.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! valid chain without the failed entries. The failure is real: the file-size limit of this
 //! process is lowered under the log's size, so the kernel refuses the write (EFBIG).
 //! (One test in this binary: the limit applies to the whole process.)
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -42,7 +43,7 @@ async fn no_answer_leaves_without_its_entry() {
     server.stop().await;
 
     let log = std::fs::read(&server.log_path).unwrap();
-    let report = vigie_api::access_log::verify_log(&log, &server.public_key()).unwrap();
+    let report = vigie_logs::access_log::verify_log(&log, &server.public_key()).unwrap();
     assert_eq!((report.entries, report.last, report.covered), (2, 2, 2));
     assert!(server.entries().iter().all(|e| e.status == 200));
 }

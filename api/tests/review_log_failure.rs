@@ -2,6 +2,7 @@
 //! The failure is real: the file-size limit of this process is lowered just above the access
 //! log's size, so the kernel refuses the log's write (EFBIG) while the small reviews file could
 //! still grow. (One test in this binary: the limit applies to the whole process.)
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Search over real HTTP: filters, orders, cursor paging (every hit exactly once, each page's
 //! ids in the access log), the JSON form, the errors that name what is wrong, and the histogram.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use vigie_api::access_log::{self, AccessLog, LogOptions};
 use vigie_api::users::{self, Role};
 use vigie_api::{AppState, UserStore};
 use vigie_index::PostIndex;
+use vigie_logs::access_log::{self, AccessLog, LogOptions};
 use vigie_record::fixtures::scored;
 
 /// A running server; stops (and signs its final checkpoint) on [`Server::stop`].

@@ -531,18 +531,14 @@ fn write_marker(
     log: &[u8],
     key: &SigningKey,
 ) -> Result<(), LogError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let first = log.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = match std::str::from_utf8(first).ok().map(chain::Line::parse) {
         Some(Ok(chain::Line::Checkpoint(cp))) if cp.seq == 0 => chain::checkpoint_line(&cp),
         _ => chain::checkpoint_line(&Checkpoint::sign(kind, 0, &GENESIS, key)),
     };
     if let Some(keys) = marker.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(keys)
-            .map_err(io_error(keys))?;
+        keys::private_dir(keys).map_err(io_error(keys))?;
     }
     std::fs::OpenOptions::new()
         .write(true)

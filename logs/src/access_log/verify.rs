@@ -809,6 +809,7 @@ impl<'l, 'a> Walk<'l, 'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::access_log::chain::head_line;

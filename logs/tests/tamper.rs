@@ -1,10 +1,11 @@
 //! Exports of a real access log (written by the real writer to a real file), tampered with in
 //! each of the ways an oversight body must catch: the verifier names the entry.
+#![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use vigie_api::access_log::chain::{self, Line, LogKind};
-use vigie_api::access_log::{
+use vigie_logs::access_log::chain::{self, Line, LogKind};
+use vigie_logs::access_log::{
     verify_export, verify_log, Access, AccessLog, ExportFilter, LogOptions, Tamper,
 };
 
@@ -490,7 +491,7 @@ fn file_lines(log: &AccessLog) -> Vec<String> {
         .collect()
 }
 
-fn reopen(dir: &tempfile::TempDir) -> Result<AccessLog, vigie_api::access_log::LogError> {
+fn reopen(dir: &tempfile::TempDir) -> Result<AccessLog, vigie_logs::access_log::LogError> {
     AccessLog::builder(
         LogKind::Access,
         &dir.path().join("access-log"),
@@ -546,7 +547,7 @@ fn append_unsigned(log: &AccessLog, n: u64) {
 
 #[tokio::test]
 async fn an_unsigned_tail_longer_than_one_group_commit_is_refused() {
-    use vigie_api::access_log::{verify::MAX_UNSIGNED, MAX_BATCH};
+    use vigie_logs::access_log::{verify::MAX_UNSIGNED, MAX_BATCH};
     assert_eq!(MAX_UNSIGNED, MAX_BATCH as u64);
     // One group commit's worth of unsigned entries is what a crash can leave: accepted, and
     // signed at open.
@@ -584,12 +585,12 @@ async fn an_unsigned_tail_longer_than_one_group_commit_is_refused() {
 async fn a_deleted_log_is_not_started_again_in_its_place() {
     let (dir, log, _key) = log_of(2).await;
     log.close().await.unwrap();
-    let marker = vigie_api::access_log::created_marker(&dir.path().join("access-log"));
+    let marker = vigie_logs::access_log::created_marker(&dir.path().join("access-log"));
     assert!(marker.is_file(), "creating the log left its marker");
     std::fs::remove_file(log.path()).unwrap();
     let e = reopen(&dir).err().unwrap();
     assert!(
-        matches!(e, vigie_api::access_log::LogError::Vanished { .. }),
+        matches!(e, vigie_logs::access_log::LogError::Vanished { .. }),
         "{e}"
     );
     assert!(!log.path().exists(), "no new log was made in its place");
@@ -660,12 +661,12 @@ async fn a_retention_log_cannot_pass_for_the_access_log() {
     let bytes = std::fs::read(retention.path()).unwrap();
     let report = verify_log(&bytes, &public).unwrap();
     assert_eq!(report.kind, Some(LogKind::Retention));
-    let access_only = vigie_api::access_log::Checks {
+    let access_only = vigie_logs::access_log::Checks {
         kind: Some(LogKind::Access),
         heads: None,
     };
     assert_eq!(
-        vigie_api::access_log::verify::verify_log_with(&bytes, &public, &access_only),
+        vigie_logs::access_log::verify::verify_log_with(&bytes, &public, &access_only),
         Err(Tamper::WrongKind {
             expected: LogKind::Access,
             found: LogKind::Retention
@@ -694,7 +695,7 @@ async fn a_retention_log_cannot_pass_for_the_access_log() {
 
 #[tokio::test]
 async fn a_log_cut_back_to_an_earlier_checkpoint_fails_against_its_published_heads() {
-    use vigie_api::access_log::{verify, Checks};
+    use vigie_logs::access_log::{verify, Checks};
     let dir = tempfile::tempdir().unwrap();
     let heads = dir.path().join("elsewhere").join("heads.jsonl");
     std::fs::create_dir_all(heads.parent().unwrap()).unwrap();
@@ -774,7 +775,7 @@ async fn a_second_server_on_the_same_log_is_refused() {
     let (dir, log, _key) = log_of(1).await;
     let e = reopen(&dir).err().unwrap();
     assert!(
-        matches!(e, vigie_api::access_log::LogError::Locked { .. }),
+        matches!(e, vigie_logs::access_log::LogError::Locked { .. }),
         "{e}"
     );
     assert!(e.to_string().contains("another writer"), "{e}");

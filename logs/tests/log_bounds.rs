@@ -2,12 +2,13 @@
 //! bytes (past it, appends are refused at once with `LogError::Busy`), and an export is
 //! streamed, never held in memory whole. (The process's heap is measured by a counting global
 //! allocator, so this binary holds only these tests.)
+#![allow(clippy::unwrap_used)]
 
 use ed25519_dalek::SigningKey;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use vigie_api::access_log::{
+use vigie_logs::access_log::{
     verify_export, verify_log, Access, AccessLog, ExportFilter, LogError, LogKind,
 };
 

@@ -8,6 +8,7 @@
 use super::LogError;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::path::{Path, PathBuf};
+use vigie_ingest::key::KeyError;
 
 /// The secret key, relative to the data dir.
 pub const SIGNING_KEY_FILE: &str = "keys/access-log.key";
@@ -37,7 +38,7 @@ pub fn init_keys(data_dir: &Path) -> Result<VerifyingKey, LogError> {
     getrandom::getrandom(&mut seed).map_err(|e| key_error(&secret_path, e.to_string()))?;
     let key = SigningKey::from_bytes(&seed);
     let dir = secret_path.parent().unwrap_or(data_dir);
-    private_dir(dir)?;
+    private_dir(dir).map_err(|e| key_error(dir, e.to_string()))?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -53,19 +54,20 @@ pub fn init_keys(data_dir: &Path) -> Result<VerifyingKey, LogError> {
     Ok(public)
 }
 
+/// Makes `dir` (and its parents) and narrows it to its owner (0700), through
+/// `vigie_ingest::key::private_dir`; its error is the I/O error it wraps.
+pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    vigie_ingest::key::private_dir(dir).map_err(|e| match e {
+        KeyError::Io { error, .. } => error,
+        other => std::io::Error::other(other.to_string()),
+    })
+}
+
 fn write_public(path: &Path, key: &VerifyingKey) -> Result<(), LogError> {
     let tmp = path.with_extension("pub.tmp");
     std::fs::write(&tmp, format!("{}\n", hex::encode(key.as_bytes())))
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| key_error(path, e.to_string()))
-}
-
-/// Makes `dir` (and its parents), and narrows it to its owner (0700).
-fn private_dir(dir: &Path) -> Result<(), LogError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| key_error(dir, e.to_string()))
 }
 
 /// Reads the signing key of `data_dir` (and rewrites `access-log.pub` if it went missing). A key
@@ -124,6 +126,7 @@ pub fn key_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

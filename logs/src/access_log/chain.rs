@@ -390,6 +390,7 @@ pub fn seal_line(seal: &Seal) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
