@@ -11,8 +11,9 @@
 //! `<data_dir>/retention-log/access.jsonl` has exactly the format of the access log (see
 //! [`crate::access_log`]): hash-chained entries and ed25519 checkpoints signed with the
 //! access-log key, under the retention log's own domain `vigie-retention-log/v1` (so no entry
-//! or checkpoint of it can pass for one of the access log, nor the reverse). So `vigie audit verify <data_dir>/retention-log/access.jsonl --pubkey
-//! <data_dir>/access-log.pub --log` checks it. Each deletion batch is one entry: user
+//! or checkpoint of it can pass for one of the access log, nor the reverse). So
+//! `vigie audit verify <data_dir>/retention-log/access.jsonl --pubkey <data_dir>/access-log.pub
+//! --log` checks it. Each deletion batch is one entry: user
 //! `system:retention`, role `admin`, method `DELETE`, endpoint `retention`, purpose
 //! `retention: posts created before <cutoff>`, params `{cutoff, retention_days}`, `count` and
 //! `posts` (the Vigie ids deleted, at most [`BATCH`] per entry).
@@ -41,7 +42,7 @@
 use crate::access_log::{self, Access, AccessLog, LogError, LogKind, LogOptions};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ed25519_dalek::SigningKey;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use vigie_index::{IndexError, IndexWriter, PostIndex};
 use vigie_ingest::identities::IdentityError;
 
@@ -84,21 +85,8 @@ pub struct RetentionReport {
     /// The retention log file.
     pub log: PathBuf,
     /// How many lines of days before the cutoff's day the identity file forgot, or why it could
-    /// not be expired (the deletions stand either way). [`Retention::enforce`] expires it; the
-    /// older [`enforce`] and [`enforce_with`] do not, and say `Ok(0)`.
+    /// not be expired (the deletions stand either way).
     pub identities: Result<usize, IdentityError>,
-}
-
-impl RetentionReport {
-    /// The report of deleting `deleted`, collected before `cutoff`, logged under `data_dir`.
-    fn new(data_dir: &Path, cutoff: DateTime<Utc>, deleted: Vec<String>) -> Self {
-        RetentionReport {
-            cutoff,
-            deleted,
-            log: data_dir.join(RETENTION_LOG_DIR).join(access_log::FILE_NAME),
-            identities: Ok(0),
-        }
-    }
 }
 
 /// Retention's settings: how long posts are kept, and where its log, its published heads and
@@ -148,122 +136,122 @@ impl Retention {
         target: Target<'_>,
         now: DateTime<Utc>,
     ) -> Result<RetentionReport, RetentionError> {
-        let log = RetentionLog {
-            data_dir: &self.data_dir,
-            key: access_log::load_signing_key(&self.data_dir)?,
-            heads_file: self.heads_file.clone(),
+        let key = access_log::load_signing_key(&self.data_dir)?;
+        let cutoff = now - Duration::days(i64::from(self.days));
+        let deleted = self.delete_logged(target, key, cutoff).await?;
+        Ok(RetentionReport {
+            cutoff,
+            deleted,
+            log: self.log_dir().join(access_log::FILE_NAME),
+            identities: vigie_ingest::identities::expire(&self.identities, cutoff.date_naive()),
+        })
+    }
+
+    /// The retention log's directory: `<data_dir>/retention-log/`.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join(RETENTION_LOG_DIR)
+    }
+
+    /// Lists the posts of `target` collected before `cutoff`, logs them batch by batch, and
+    /// only then deletes them in one commit; when that commit fails, a second entry with
+    /// status 500 says so. Returns their ids.
+    async fn delete_logged(
+        &self,
+        target: Target<'_>,
+        key: SigningKey,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<String>, RetentionError> {
+        let (held, deleted) = match target {
+            Target::Index(index) => {
+                let index = index.clone();
+                let task = tokio::task::spawn_blocking(move || {
+                    let mut writer = index.writer()?;
+                    let ids = writer.delete_collected_before(cutoff)?;
+                    // The last commit's payload (a Kafka indexer's checkpoint) is carried over.
+                    let payload = index.commit_payload()?;
+                    Ok::<_, IndexError>((Held::Taken(Box::new(writer), payload), ids))
+                });
+                task.await.map_err(task_error)??
+            }
+            Target::Writer {
+                writer,
+                index,
+                payload,
+            } => (
+                Held::Caller(writer, payload),
+                index.collected_before(cutoff)?,
+            ),
         };
-        let mut report = delete_logged(target, log, self.days, now).await?;
-        report.identities =
-            vigie_ingest::identities::expire(&self.identities, report.cutoff.date_naive());
-        Ok(report)
-    }
-}
-
-/// Where retention logs its deletion batches: `<data_dir>/retention-log/`, signed with `key`,
-/// each signed head also published to `heads_file` (see [`crate::access_log`]) when set.
-///
-/// Kept until the binary switches to [`Retention::enforce`].
-pub struct RetentionLog<'a> {
-    /// The data dir.
-    pub data_dir: &'a Path,
-    /// The access-log signing key.
-    pub key: SigningKey,
-    /// Where the log's signed heads are published, outside the data dir.
-    pub heads_file: Option<PathBuf>,
-}
-
-/// Deletes from `index` every post collected more than `retention_days` before `now`, after
-/// logging the deletion batches in `log`; does not expire the identity file.
-///
-/// Kept until the binary switches to [`Retention::enforce`] (with [`Target::Index`]).
-pub async fn enforce(
-    index: &PostIndex,
-    log: RetentionLog<'_>,
-    retention_days: u32,
-    now: DateTime<Utc>,
-) -> Result<RetentionReport, RetentionError> {
-    delete_logged(Target::Index(index), log, retention_days, now).await
-}
-
-/// Like [`enforce`], with the writer of a caller that holds it (see [`Target::Writer`]); does
-/// not expire the identity file.
-///
-/// Kept until the binary switches to [`Retention::enforce`] (with [`Target::Writer`]).
-pub async fn enforce_with(
-    writer: &mut IndexWriter,
-    index: &PostIndex,
-    payload: Option<&str>,
-    log: RetentionLog<'_>,
-    retention_days: u32,
-    now: DateTime<Utc>,
-) -> Result<RetentionReport, RetentionError> {
-    let target = Target::Writer {
-        writer,
-        index,
-        payload,
-    };
-    delete_logged(target, log, retention_days, now).await
-}
-
-/// Lists the posts of `target` collected more than `retention_days` before `now`, logs them in
-/// `log` batch by batch, and only then deletes them in one commit; when that commit fails, a
-/// second entry with status 500 says so.
-async fn delete_logged(
-    target: Target<'_>,
-    log: RetentionLog<'_>,
-    retention_days: u32,
-    now: DateTime<Utc>,
-) -> Result<RetentionReport, RetentionError> {
-    let cutoff = now - Duration::days(i64::from(retention_days));
-    let (held, deleted) = match target {
-        Target::Index(index) => {
-            let index = index.clone();
-            let task = tokio::task::spawn_blocking(move || {
-                let mut writer = index.writer()?;
-                let ids = writer.delete_collected_before(cutoff)?;
-                // The last commit's payload (a Kafka indexer's checkpoint) is carried over.
-                let payload = index.commit_payload()?;
-                Ok::<_, IndexError>((Held::Taken(Box::new(writer), payload), ids))
-            });
-            task.await.map_err(task_error)??
+        if deleted.is_empty() {
+            return Ok(deleted);
         }
-        Target::Writer {
-            writer,
-            index,
-            payload,
-        } => (
-            Held::Caller(writer, payload),
-            index.collected_before(cutoff)?,
-        ),
-    };
-    let report = RetentionReport::new(log.data_dir, cutoff, deleted);
-    if report.deleted.is_empty() {
-        return Ok(report);
-    }
-    // Nothing is deleted before it is logged; on failure, a taken writer is dropped with its
-    // deletions uncommitted, and a caller's writer has deleted nothing yet.
-    let log = log_batches(log, cutoff, retention_days, &report.deleted).await?;
-    let committed = match held {
-        Held::Taken(mut writer, payload) => {
-            tokio::task::spawn_blocking(move || writer.commit(payload.as_deref()))
-                .await
-                .map_err(task_error)?
+        // Nothing is deleted before it is logged; on failure, a taken writer is dropped with
+        // its deletions uncommitted, and a caller's writer has deleted nothing yet.
+        let log = self.log_batches(key, cutoff, &deleted).await?;
+        let committed = match held {
+            Held::Taken(mut writer, payload) => {
+                tokio::task::spawn_blocking(move || writer.commit(payload.as_deref()))
+                    .await
+                    .map_err(task_error)?
+            }
+            // The same posts: nothing was written since the listing, and this is the only
+            // writer.
+            Held::Caller(writer, payload) => writer
+                .delete_collected_before(cutoff)
+                .and_then(|_| writer.commit(payload)),
+        };
+        if let Err(e) = committed {
+            let _ = log.append(self.entry(cutoff, Vec::new(), 500)).await;
+            let _ = log.close().await;
+            return Err(e.into());
         }
-        // The same posts: nothing was written since the listing, and this is the only writer.
-        Held::Caller(writer, payload) => writer
-            .delete_collected_before(cutoff)
-            .and_then(|_| writer.commit(payload)),
-    };
-    if let Err(e) = committed {
-        let _ = log
-            .append(entry(cutoff, retention_days, Vec::new(), 500))
-            .await;
-        let _ = log.close().await;
-        return Err(e.into());
+        log.close().await?;
+        Ok(deleted)
     }
-    log.close().await?;
-    Ok(report)
+
+    /// Opens the retention log, signed with `key`, and appends one entry per [`BATCH`] of
+    /// `ids`, fsynced; returns the log, still open. On failure the log is closed and the error
+    /// returned.
+    async fn log_batches(
+        &self,
+        key: SigningKey,
+        cutoff: DateTime<Utc>,
+        ids: &[String],
+    ) -> Result<AccessLog, RetentionError> {
+        let log = AccessLog::builder(LogKind::Retention, &self.log_dir(), key)
+            .options(LogOptions {
+                checkpoint_every: 1,
+            })
+            .heads_file(self.heads_file.clone())
+            .open()?;
+        for batch in ids.chunks(BATCH) {
+            if let Err(e) = log.append(self.entry(cutoff, batch.to_vec(), 200)).await {
+                let _ = log.close().await;
+                return Err(e.into());
+            }
+        }
+        Ok(log)
+    }
+
+    /// The retention-log entry of a batch of `posts` deleted as collected before `cutoff`.
+    fn entry(&self, cutoff: DateTime<Utc>, posts: Vec<String>, status: u16) -> Access {
+        let cutoff_text = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut params = serde_json::Map::new();
+        params.insert("cutoff".into(), cutoff_text.clone().into());
+        params.insert("retention_days".into(), self.days.into());
+        Access {
+            time: Utc::now(),
+            user: Some("system:retention".into()),
+            role: Some("admin".into()),
+            purpose: Some(format!("retention: posts created before {cutoff_text}")),
+            method: "DELETE".into(),
+            endpoint: "retention".into(),
+            params,
+            status,
+            count: posts.len() as u64,
+            posts,
+        }
+    }
 }
 
 /// The index writer of an enforcement, between the listing and the commit.
@@ -278,58 +266,12 @@ fn task_error(e: tokio::task::JoinError) -> RetentionError {
     RetentionError::Task(e.to_string())
 }
 
-/// The retention-log entry of a batch of `posts` deleted as older than `cutoff`.
-fn entry(cutoff: DateTime<Utc>, retention_days: u32, posts: Vec<String>, status: u16) -> Access {
-    let cutoff_text = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let mut params = serde_json::Map::new();
-    params.insert("cutoff".into(), cutoff_text.clone().into());
-    params.insert("retention_days".into(), retention_days.into());
-    Access {
-        time: Utc::now(),
-        user: Some("system:retention".into()),
-        role: Some("admin".into()),
-        purpose: Some(format!("retention: posts created before {cutoff_text}")),
-        method: "DELETE".into(),
-        endpoint: "retention".into(),
-        params,
-        status,
-        count: posts.len() as u64,
-        posts,
-    }
-}
-
-/// Opens the retention log of `data_dir` and appends one entry per [`BATCH`] of `ids`, fsynced;
-/// returns the log, still open. On failure the log is closed and the error returned.
-async fn log_batches(
-    target: RetentionLog<'_>,
-    cutoff: DateTime<Utc>,
-    retention_days: u32,
-    ids: &[String],
-) -> Result<AccessLog, RetentionError> {
-    let dir = target.data_dir.join(RETENTION_LOG_DIR);
-    let log = AccessLog::builder(LogKind::Retention, &dir, target.key)
-        .options(LogOptions {
-            checkpoint_every: 1,
-        })
-        .heads_file(target.heads_file)
-        .open()?;
-    for batch in ids.chunks(BATCH) {
-        if let Err(e) = log
-            .append(entry(cutoff, retention_days, batch.to_vec(), 200))
-            .await
-        {
-            let _ = log.close().await;
-            return Err(e.into());
-        }
-    }
-    Ok(log)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::access_log;
+    use std::path::Path;
     use vigie_record::fixtures::scored;
 
     fn now() -> DateTime<Utc> {
@@ -461,28 +403,6 @@ mod tests {
         let e = all.enforce(Target::Index(&index), now()).await.unwrap_err();
         assert!(e.is_writer_busy(), "{e}");
         assert_eq!(index.num_docs(), 2);
-    }
-
-    #[tokio::test]
-    async fn the_older_functions_delete_the_same_way_and_leave_the_identities() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = PostIndex::open(&dir.path().join("index")).unwrap();
-        let (old, young) = (collected(1, 40), collected(2, 1));
-        commit(&index, &[old.clone(), young], None);
-        access_log::init_keys(dir.path()).unwrap();
-        let log = || RetentionLog {
-            data_dir: dir.path(),
-            key: access_log::load_signing_key(dir.path()).unwrap(),
-            heads_file: None,
-        };
-        let report = enforce(&index, log(), 30, now()).await.unwrap();
-        assert_eq!(report.deleted, [old.post.id.to_string()]);
-        let mut w = index.writer().unwrap();
-        let none = enforce_with(&mut w, &index, None, log(), 30, now())
-            .await
-            .unwrap();
-        assert!(none.deleted.is_empty());
-        assert_eq!(index.num_docs(), 1);
     }
 
     #[tokio::test]
