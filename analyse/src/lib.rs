@@ -12,6 +12,17 @@
 //!   a category grows with its cosine similarity to that category's examples.
 //! - [`Analyser`] applies a scorer to envelopes and records, for every post, either its scores and
 //!   explanation or an explicit "not scored" state with the reason.
+//! - [`NoopScorer`] and [`SlowScorer`] are test doubles of [`Scorer`] for delivery tests and
+//!   benchmarks that must not depend on the model.
+//! - [`experiment`] is the experimenters' work behind `vigie train`, `vigie eval` (and its
+//!   report's charts), `vigie bench classify` and `vigie experiment loco`
+//!   (leave-one-crisis-out against the [`baseline`]s), as functions that return their results;
+//!   [`dataset`] reads labelled files, [`cache`] keeps their embeddings, [`metrics`] measures.
+//!
+//! A model card records what a score can be traced to: the encoder and the SHA-256 of its
+//! weights, the SHA-256 of the heads (whose prefix is the model id every score names), each
+//! training file and the taxonomy with their SHA-256, how labels and splits were made, and the
+//! metrics and reliability of the heads on held-out posts.
 //!
 //! Guarantees: every scored post names the model card that scored it; every post above the
 //! alert threshold carries the words that moved its `danger` score most (occlusion); a post
@@ -27,6 +38,7 @@ pub mod cascade;
 mod classifier;
 pub mod dataset;
 mod encoder;
+pub mod experiment;
 pub mod logistic;
 pub mod metrics;
 mod scorer;
@@ -36,7 +48,7 @@ pub mod training;
 pub use analyser::{Analyser, AnalyserConfig};
 pub use classifier::{Classifier, EncoderInfo, Head, Heads, ModelCard, TrainingFile};
 pub use encoder::{Encoder, ModelFiles};
-pub use scorer::{PrototypeScorer, Scorer, Scores};
+pub use scorer::{NoopScorer, PrototypeScorer, Scorer, Scores, SlowScorer};
 pub use taxonomy::{Category, Negatives, Taxonomy};
 
 /// The name of the sentence encoder, as model cards record it.

@@ -1,8 +1,10 @@
-//! Scorers: from texts to a score in [0, 1] per label.
+//! Scorers: from texts to a score in [0, 1] per label, and two test doubles ([`NoopScorer`],
+//! [`SlowScorer`]) for the delivery tests and benchmarks that must not depend on the model.
 
 use crate::encoder::cosine;
 use crate::{AnalyseError, Encoder, Taxonomy};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Scores per label of one text.
 pub type Scores = BTreeMap<String, f32>;
@@ -88,6 +90,69 @@ impl Scorer for PrototypeScorer {
     }
 }
 
+/// Every text `danger` `value`, one map per text.
+fn constant(texts: &[&str], value: f32) -> Vec<Scores> {
+    texts
+        .iter()
+        .map(|_| Scores::from([(Taxonomy::DANGER.to_string(), value)]))
+        .collect()
+}
+
+/// A test double that does no work: model id `noop`, every text gets `danger` 0.
+///
+/// For delivery tests and benchmarks of the stages around the scorer (`vigie analyse --scorer
+/// noop`, `vigie bench pipeline`), where the model would only add time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopScorer;
+
+impl NoopScorer {
+    /// The model id it records.
+    pub const MODEL_ID: &'static str = "noop";
+}
+
+impl Scorer for NoopScorer {
+    fn model_id(&self) -> &str {
+        Self::MODEL_ID
+    }
+
+    fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        Ok(constant(texts, 0.0))
+    }
+}
+
+/// A test double slower than the broker: sleeps `per_call` on every call (one batch), then
+/// gives every text `danger` 0.1; model id `slow-test-scorer`.
+///
+/// For delivery tests of backpressure and benchmarks where the scorer is the bottleneck.
+#[derive(Debug, Clone, Copy)]
+pub struct SlowScorer {
+    /// How long each call to [`Scorer::score`] sleeps, whatever the batch's size.
+    pub per_call: Duration,
+}
+
+impl SlowScorer {
+    /// The model id it records.
+    pub const MODEL_ID: &'static str = "slow-test-scorer";
+    /// The `danger` score of every text.
+    pub const DANGER: f32 = 0.1;
+
+    /// A scorer that sleeps `per_call` per batch.
+    pub fn new(per_call: Duration) -> Self {
+        SlowScorer { per_call }
+    }
+}
+
+impl Scorer for SlowScorer {
+    fn model_id(&self) -> &str {
+        Self::MODEL_ID
+    }
+
+    fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        std::thread::sleep(self.per_call);
+        Ok(constant(texts, Self::DANGER))
+    }
+}
+
 impl<S: Scorer + ?Sized> Scorer for Box<S> {
     fn model_id(&self) -> &str {
         (**self).model_id()
@@ -95,5 +160,28 @@ impl<S: Scorer + ?Sized> Scorer for Box<S> {
 
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
         (**self).score(texts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_noop_scorer_gives_danger_zero_to_every_text() {
+        let scores = NoopScorer.score(&["a", "b"]).unwrap();
+        assert_eq!(NoopScorer.model_id(), "noop");
+        assert_eq!(scores, vec![Scores::from([("danger".to_string(), 0.0)]); 2]);
+    }
+
+    #[test]
+    fn the_slow_scorer_sleeps_once_per_batch_and_scores_one_tenth() {
+        let slow = SlowScorer::new(Duration::from_millis(30));
+        let started = Instant::now();
+        let scores = slow.score(&["a", "b", "c"]).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert_eq!(slow.model_id(), "slow-test-scorer");
+        assert_eq!(scores, vec![Scores::from([("danger".to_string(), 0.1)]); 3]);
     }
 }

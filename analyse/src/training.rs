@@ -161,8 +161,22 @@ fn train_cascade(posts: &[&LabelledPost], parts: &[Part]) -> Option<Cascade> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Two-dimensional "embeddings" of `posts`, in order: danger when the first coordinate is
+    /// high (1 plus noise in [0, 1), against the noise alone).
+    pub(crate) fn separable(posts: &[LabelledPost]) -> Vec<Vec<f32>> {
+        posts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let noise = ((i * 7919) % 100) as f32 / 100.0;
+                let danger = p.labels.get(crate::Taxonomy::DANGER).copied().unwrap_or(0);
+                vec![f32::from(danger) + noise, noise]
+            })
+            .collect()
+    }
 
     #[test]
     fn the_split_is_stable_and_roughly_70_15_15() {
@@ -178,7 +192,6 @@ mod tests {
 
     #[test]
     fn trains_calibrated_heads_and_skips_labels_without_positives() {
-        // Two-dimensional "embeddings": danger when the first coordinate is high.
         let posts: Vec<LabelledPost> = (0..2000)
             .map(|i| {
                 let danger = u8::from(i % 3 == 0);
@@ -189,14 +202,7 @@ mod tests {
                 }
             })
             .collect();
-        let embeddings: Vec<Vec<f32>> = posts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let noise = ((i * 7919) % 100) as f32 / 100.0;
-                vec![f32::from(p.labels["danger"]) + noise, noise]
-            })
-            .collect();
+        let embeddings = separable(&posts);
         let refs: Vec<&LabelledPost> = posts.iter().collect();
         let info = EncoderInfo {
             name: "test".into(),
