@@ -1,7 +1,9 @@
-# Vigie: the two commands of the README.
-#   make run    set up what is missing, build, replay the sample stream, serve the API on :8080
-#   make test   set up what is missing (broker included) and run every test
-.PHONY: setup setup-test build run test lint bench
+# Vigie: the two commands of the README, and the developers' lanes.
+#   make run     set up what is missing, build, replay the sample stream, serve the API on :8080
+#   make test    set up what is missing (broker included) and run every test
+#   make check   the fast lane: fmt, clippy, and the tests that need no model and no broker
+#   make doc     the API docs of every crate, warnings (broken links, missing docs) as errors
+.PHONY: setup setup-test build run test lint check doc
 
 VENV := $(CURDIR)/.venv
 CACHE ?= $(or $(VIGIE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vigie)
@@ -11,6 +13,13 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 export VIGIE_TANSU := $(CACHE)/tansu/bin/tansu
+
+# The crates whose tests need neither the model nor a broker (the analyse crate's tests use
+# synthetic embeddings); of `vigie-pipeline` and `vigie`, only the unit tests (their integration
+# tests need the broker and the model).
+FAST_CRATES := -p vigie-record -p vigie-ingest -p vigie-index -p vigie-logs -p vigie-api -p vigie-analyse
+# cargo-nextest runs the test binaries side by side when the machine has it; cargo test otherwise.
+NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
 setup:
 	scripts/setup.sh
@@ -30,3 +39,18 @@ test: setup-test lint
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --release -- -D warnings
+
+check: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+ifeq ($(NEXTEST),yes)
+	cargo nextest run --no-fail-fast --all-features $(FAST_CRATES) -p vigie-pipeline -p vigie \
+		-E 'not ((package(vigie-pipeline) | package(vigie)) & kind(test))'
+else
+	cargo test --all-features $(FAST_CRATES)
+	cargo test -p vigie-pipeline --lib
+	cargo test -p vigie --bins
+endif
+
+doc: setup
+	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --lib

@@ -1,1 +1,3 @@
+//! Writes the run path of libtorch into the binaries (see build/torch_rpath.rs).
+
 include!("build/torch_rpath.rs");

@@ -144,6 +144,38 @@ impl Config {
         bus
     }
 
+    /// The encoder settings: the model directory, batch size and threads.
+    pub fn encoder_settings(&self) -> Result<vigie_analyse::experiment::EncoderSettings> {
+        Ok(vigie_analyse::experiment::EncoderSettings {
+            model_dir: self.model_dir()?.to_path_buf(),
+            batch_size: self.batch_size,
+            threads: self.threads,
+        })
+    }
+
+    /// The experiments' settings (`vigie train`, `eval`, `bench classify`, `experiment`):
+    /// embeddings cached in `<data_dir>/cache`, progress bars on.
+    pub fn experiment_settings(&self) -> Result<vigie_analyse::experiment::Settings> {
+        Ok(vigie_analyse::experiment::Settings {
+            encoder: self.encoder_settings()?,
+            heads_dir: self.heads.clone(),
+            cache_dir: Some(self.data_dir.join("cache")),
+            alert_threshold: self.alert_threshold,
+            progress: true,
+        })
+    }
+
+    /// Retention as configured: `retention_days`, the retention log of the data dir, the heads
+    /// file, the identity file.
+    pub fn retention(&self) -> vigie_logs::retention::Retention {
+        vigie_logs::retention::Retention {
+            days: self.retention_days,
+            data_dir: self.data_dir.clone(),
+            heads_file: self.access_log_heads_file.clone(),
+            identities: self.identities_file(),
+        }
+    }
+
     /// The index directory.
     pub fn index_dir(&self) -> PathBuf {
         self.index_dir

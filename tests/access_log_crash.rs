@@ -5,67 +5,35 @@
 //! starts again on the same log, and an auditor's export of it verifies offline with
 //! `vigie audit verify`, which also names an altered entry.
 
+use crate::util::{Server, Vigie};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use vigie_api::access_log::chain::Line;
+use vigie_logs::access_log::chain::Line;
 use vigie_record::fixtures::scored;
 
+/// Runs `vigie` in `data` (the relative paths below are in it), whatever its exit status.
 fn vigie(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(data)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run vigie")
+    Vigie::new(data).current_dir(data).args(args).output()
 }
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `vigie serve` on a free port; returns it and its base URL.
-fn serve(data: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+/// Starts `vigie serve` on a free port.
+fn serve(data: &Path) -> Server {
+    Vigie::new(data)
         .current_dir(data)
-        .arg("--data-dir")
-        .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("VIGIE_ACCESS_LOG_CHECKPOINT_EVERY", "50")
         // The fixture posts have fixed dates: retention must not remove them as time passes.
         .env("VIGIE_RETENTION_DAYS", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start vigie serve");
-    let out = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("vigie serve did not start within 60 s");
-    (server, url)
+        .serve()
 }
 
 /// A data dir with a small index, the signing key and an analyst; returns the analyst's token.
@@ -144,7 +112,8 @@ async fn a_killed_server_loses_no_answered_access() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let token = prepare(data);
-    let (mut server, base) = serve(data);
+    let mut server = serve(data);
+    let base = server.base.clone();
 
     // 32 clients, a quarter of them without a token (refused, and logged too).
     let answered = Arc::new(Mutex::new(Vec::<(String, u16)>::new()));
@@ -183,8 +152,7 @@ async fn a_killed_server_loses_no_answered_access() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.0.kill().unwrap(); // SIGKILL
-    server.0.wait().unwrap();
+    server.kill(); // SIGKILL
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.unwrap();
@@ -218,7 +186,8 @@ async fn a_killed_server_loses_no_answered_access() {
     }
 
     // The server starts again on the same log, seals what survived, and goes on.
-    let (server, base) = serve(data);
+    let server = serve(data);
+    let base = server.base.clone();
     let res = http
         .get(format!("{base}/v1/search?q=fire&purpose=after%20restart"))
         .bearer_auth(&token)
@@ -226,13 +195,8 @@ async fn a_killed_server_loses_no_answered_access() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    // SAFETY: sending SIGTERM to the child this test started.
-    assert_eq!(
-        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) },
-        0
-    );
-    let mut server = server;
-    assert!(server.0.wait().unwrap().success());
+    // SIGTERM: a clean exit.
+    server.stop();
     let check = verify_log(data);
     assert!(check.status.success(), "{check:?}");
     let report = stdout(&check);
@@ -251,7 +215,8 @@ async fn an_auditors_export_verifies_offline_and_tampering_is_named() {
     let token = prepare(data);
     let add = vigie(data, &["users", "add", "olga", "--role", "auditor"]);
     let auditor = stdout(&add).trim().to_string();
-    let (server, base) = serve(data);
+    let server = serve(data);
+    let base = server.base.clone();
     let http = reqwest::Client::new();
     for i in 0..5 {
         let res = http
@@ -306,10 +271,10 @@ async fn an_auditors_export_verifies_offline_and_tampering_is_named() {
     let hidden: String = export
         .lines()
         .map(|l| match Line::parse(l) {
-            Ok(Line::Entry { seq: 3, prev, body }) => vigie_api::access_log::chain::omitted_line(
+            Ok(Line::Entry { seq: 3, prev, body }) => vigie_logs::access_log::chain::omitted_line(
                 3,
                 &prev,
-                &vigie_api::access_log::chain::body_digest(body),
+                &vigie_logs::access_log::chain::body_digest(body),
             ),
             _ => format!("{l}\n"),
         })

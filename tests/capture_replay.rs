@@ -2,8 +2,7 @@
 //! a local RSS feed, resumed without repeats, its coverage shown, then replayed through the real
 //! model into an index; and a CrisisLex CSV replayed the same way.
 
-mod common;
-
+use crate::util::{serve_static, Vigie};
 use vigie_index::PostIndex;
 
 const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -35,7 +34,7 @@ const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 
 /// Serves `FEED` to every request on 127.0.0.1; returns the feed's URL.
 fn serve_feed() -> String {
-    let base = common::serve_static("application/rss+xml", FEED);
+    let base = serve_static("application/rss+xml", FEED);
     format!("{base}/rss/alertes.xml")
 }
 
@@ -53,11 +52,13 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
     .unwrap();
     let out_file = data.path().join("capture.jsonl.zst");
     let capture = |args: &[&str]| {
-        let mut all = vec!["capture", "--source", "prefecture-69", "--sources"];
-        all.push(sources.to_str().unwrap());
-        all.extend(["--out", out_file.to_str().unwrap()]);
-        all.extend(args);
-        common::vigie(data.path(), &all)
+        Vigie::new(data.path())
+            .args(["capture", "--source", "prefecture-69", "--sources"])
+            .arg(&sources)
+            .arg("--out")
+            .arg(&out_file)
+            .args(args)
+            .ok()
     };
     let first = capture(&["--for", "2s"]);
     assert!(
@@ -71,22 +72,16 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
     let items = vigie_ingest::capture::read(&out_file).unwrap();
     assert_eq!(items.len(), 2);
 
-    let status = common::vigie(
-        data.path(),
-        &[
-            "sources",
-            "status",
-            "--json",
-            "--sources",
-            sources.to_str().unwrap(),
-        ],
-    );
+    let status = Vigie::new(data.path())
+        .args(["sources", "status", "--json", "--sources"])
+        .arg(&sources)
+        .ok();
     let states: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(states[0]["name"], "prefecture-69");
     assert_eq!(states[0]["kind"], "rss");
     assert_eq!(states[0]["posts"], 2);
     assert_eq!(states[0]["skipped"], 1);
-    let text = common::vigie(data.path(), &["sources", "status"]);
+    let text = Vigie::new(data.path()).args(["sources", "status"]).ok();
     assert!(
         text.contains("prefecture-69 (rss)") && text.contains("2 posts"),
         "{text}"
@@ -95,17 +90,12 @@ fn capture_resumes_shows_its_coverage_and_replays_into_the_index() {
     // The capture replays into an index; a second replay upserts, it does not duplicate.
     let index = data.path().join("replayed");
     for _ in 0..2 {
-        let out = common::vigie(
-            data.path(),
-            &[
-                "replay",
-                out_file.to_str().unwrap(),
-                "--speed",
-                "max",
-                "--index",
-                index.to_str().unwrap(),
-            ],
-        );
+        let out = Vigie::new(data.path())
+            .arg("replay")
+            .arg(&out_file)
+            .args(["--speed", "max", "--index"])
+            .arg(&index)
+            .ok();
         assert!(out.contains("2 posts indexed"), "{out}");
     }
     assert_eq!(PostIndex::open(&index).unwrap().num_docs(), 2);
@@ -117,17 +107,14 @@ fn a_crisislex_csv_replays_into_the_index_at_a_scaled_pace() {
     let index = data.path().join("crisislex");
     let started = std::time::Instant::now();
     // The sample spans 4 days 21 hours: at 10^6 times real time, about 0.4 s of waiting.
-    let out = common::vigie(
-        data.path(),
-        &[
+    let out = Vigie::new(data.path())
+        .args([
             "replay",
             "fixtures/crisislex-csv/2013_Boston_Bombings-sample.csv",
-            "--speed",
-            "1000000",
-            "--index",
-            index.to_str().unwrap(),
-        ],
-    );
+        ])
+        .args(["--speed", "1000000", "--index"])
+        .arg(&index)
+        .ok();
     assert!(out.contains("40 posts indexed"), "{out}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
     assert_eq!(PostIndex::open(&index).unwrap().num_docs(), 40);

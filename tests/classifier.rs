@@ -2,37 +2,17 @@
 //! card that say what they were made from, `vigie eval` measures them, and the shipped heads
 //! are calibrated on held-out data.
 
-mod common;
-
+use crate::util::{model_dir, root, Vigie};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use vigie_analyse::dataset::Dataset;
 use vigie_analyse::training::{part, Part};
 use vigie_analyse::{metrics, Classifier, Encoder, ModelFiles};
 
-fn vigie(data_dir: &Path, args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("VIGIE_MODEL_DIR", common::model_dir())
-        .output()
-        .expect("run vigie");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "vigie {args:?} failed:\n{stderr}");
-    (stdout, stderr)
-}
-
 /// The first `n` lines of a CrisisLex fixture, as a new labelled file.
 fn sample(dir: &Path, crisis: &str, n: usize) -> std::path::PathBuf {
     let text =
-        std::fs::read_to_string(common::root().join(format!("fixtures/crisislex/{crisis}.jsonl")))
-            .unwrap();
+        std::fs::read_to_string(root().join(format!("fixtures/crisislex/{crisis}.jsonl"))).unwrap();
     let path = dir.join(format!("{crisis}.jsonl"));
     let lines: Vec<&str> = text.lines().take(n).collect();
     std::fs::write(&path, lines.join("\n")).unwrap();
@@ -45,8 +25,7 @@ fn train_writes_a_model_card_and_eval_measures_it() {
     let data = sample(tmp.path(), "2013_Alberta_Floods", 300);
     let heads = tmp.path().join("heads");
     // An experimenter adds a category in the taxonomy file alone, and retrains.
-    let mut taxonomy =
-        std::fs::read_to_string(common::root().join("config/taxonomy.toml")).unwrap();
+    let mut taxonomy = std::fs::read_to_string(root().join("config/taxonomy.toml")).unwrap();
     let negatives = taxonomy.find("\n[negatives]").unwrap();
     taxonomy.insert_str(
         negatives,
@@ -59,18 +38,14 @@ fn train_writes_a_model_card_and_eval_measures_it() {
     );
     let taxonomy_path = tmp.path().join("taxonomy.toml");
     std::fs::write(&taxonomy_path, taxonomy).unwrap();
-    vigie(
-        tmp.path(),
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            heads.to_str().unwrap(),
-            "--taxonomy",
-            taxonomy_path.to_str().unwrap(),
-        ],
-    );
+    Vigie::new(tmp.path())
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&heads)
+        .arg("--taxonomy")
+        .arg(&taxonomy_path)
+        .ok();
     let trained: Value =
         serde_json::from_slice(&std::fs::read(heads.join("heads.json")).unwrap()).unwrap();
     assert!(
@@ -88,7 +63,7 @@ fn train_writes_a_model_card_and_eval_measures_it() {
         card["encoder"]["name"],
         "sentence-transformers/all-MiniLM-L6-v2"
     );
-    let weights = std::fs::read(common::model_dir().join("model.safetensors")).unwrap();
+    let weights = std::fs::read(model_dir().join("model.safetensors")).unwrap();
     assert_eq!(
         card["encoder"]["weights_sha256"],
         vigie_analyse::sha256_hex(&weights).as_str()
@@ -107,18 +82,12 @@ fn train_writes_a_model_card_and_eval_measures_it() {
     text.push_str("\n{\"id\":\"x\",\"text\":\"hello\",\"labels\":{\"volcano\":1,\"danger\":0}}\n");
     std::fs::write(&labelled, text).unwrap();
     let report = tmp.path().join("report");
-    let (stdout, _) = vigie(
-        tmp.path(),
-        &[
-            "eval",
-            "--data",
-            labelled.to_str().unwrap(),
-            "--json",
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    )
-    .clone();
+    let stdout = Vigie::new(tmp.path())
+        .args(["eval", "--data"])
+        .arg(&labelled)
+        .args(["--json", "--report"])
+        .arg(&report)
+        .ok();
     // The configured heads are the shipped ones (models/danger): eval measures those.
     let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     let danger = &v["labels"]["danger"];
@@ -147,8 +116,8 @@ fn train_writes_a_model_card_and_eval_measures_it() {
 
 #[test]
 fn the_shipped_heads_are_calibrated_on_held_out_posts() {
-    let root = common::root();
-    let encoder = Encoder::load(&ModelFiles::in_dir(common::model_dir()).unwrap()).unwrap();
+    let root = root();
+    let encoder = Encoder::load(&ModelFiles::in_dir(model_dir()).unwrap()).unwrap();
     let classifier = Classifier::load(encoder, &root.join("models/danger")).unwrap();
     let (mut scores, mut truth) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(root.join("fixtures/crisislex")).unwrap() {

@@ -13,9 +13,10 @@
 //!   retention itself: old posts leave, logged in the verifiable retention log, and the commit
 //!   keeps the indexer's checkpoint.
 
-mod common;
-
-use common::{analyst, vigie, Serve};
+use crate::util::{
+    self, analyse_stage, analyst, broker, consumed, index_stage, pipeline_bus, serve_index,
+    terminate, verify_log, Vigie,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use vigie_index::PostIndex;
 use vigie_ingest::Item;
 use vigie_record::bus::{Publisher, Subscriber};
 use vigie_record::fixtures::{envelope, tombstone};
+use vigie_record::topics::{DEADLETTER, RAW, SCORED};
 use vigie_record::VigieId;
 
 /// Writes a capture file of `items`.
@@ -92,17 +94,12 @@ async fn a_replayed_deletion_removes_the_post_for_good_and_the_api_shows_its_lin
     let replay = |items: &[Item], name: &str| {
         let file = data.path().join(name);
         capture(&file, items);
-        vigie(
-            data.path(),
-            &[
-                "replay",
-                file.to_str().unwrap(),
-                "--speed",
-                "max",
-                "--index",
-                index.to_str().unwrap(),
-            ],
-        )
+        Vigie::new(data.path())
+            .arg("replay")
+            .arg(&file)
+            .args(["--speed", "max", "--index"])
+            .arg(&index)
+            .ok()
     };
     let out = replay(&[post(3), post(4)], "posts.jsonl");
     assert!(
@@ -110,7 +107,7 @@ async fn a_replayed_deletion_removes_the_post_for_good_and_the_api_shows_its_lin
         "{out}"
     );
     let token = analyst(data.path(), "ana");
-    let server = Serve::start(data.path(), &index);
+    let server = serve_index(data.path(), &index);
     let (status, _, view) = get(
         &server.base,
         &format!("/v1/posts/{}?purpose=case%205", id(3)),
@@ -129,7 +126,7 @@ async fn a_replayed_deletion_removes_the_post_for_good_and_the_api_shows_its_lin
         "{out}"
     );
 
-    let server = Serve::start(data.path(), &index);
+    let server = serve_index(data.path(), &index);
     let (status, ctype, gone) = get(
         &server.base,
         &format!("/v1/posts/{}?purpose=case%205", id(3)),
@@ -196,12 +193,7 @@ fn wait_consumed(dir: &Path, n: i64) {
             .flatten()
             .map(|p| {
                 let c: Value = serde_json::from_str(&p).unwrap();
-                c["offsets"]
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .map(|v| v.as_i64().unwrap())
-                    .sum::<i64>()
+                consumed(&c["offsets"])
             })
             .unwrap_or(0);
         if consumed >= n {
@@ -220,8 +212,8 @@ fn wait_consumed(dir: &Path, n: i64) {
 async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
     const N: usize = 12;
     let gone = [2, 5, 9];
-    let broker = common::Broker::start();
-    let bus = broker.pipeline_bus(3).await;
+    let broker = broker();
+    let bus = pipeline_bus(&broker, 3).await;
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("capture.jsonl");
     let mut items: Vec<Item> = (0..N).map(post).collect();
@@ -231,34 +223,23 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
     // The deletion of a post Vigie never saw: recorded all the same.
     items.push(deleted(99, "2026-11-27T09:30:00Z"));
     capture(&file, &items);
-    let out = vigie(
-        data.path(),
-        &[
-            "replay",
-            file.to_str().unwrap(),
-            "--speed",
-            "max",
-            "--brokers",
-            &broker.address,
-        ],
-    );
+    let out = Vigie::new(data.path())
+        .arg("replay")
+        .arg(&file)
+        .args(["--speed", "max", "--brokers", broker.address()])
+        .ok();
     assert!(
-        out.contains(&format!(
-            "{N} posts and 4 deletions published to vigie.posts.raw"
-        )),
+        out.contains(&format!("{N} posts and 4 deletions published to {RAW}")),
         "{out}"
     );
-    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
+    let raw = Publisher::new(&bus, RAW).unwrap();
     raw.send(&id(7), br#"{"tombstone": {"id": "x"}}"#)
         .await
         .unwrap();
 
-    let brokers = broker.address.as_str();
-    let analyse = common::stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = common::stage(
-        data.path(),
-        &["index", "--brokers", brokers, "--batch", "5"],
-    );
+    let brokers = broker.address();
+    let analyse = analyse_stage(data.path(), brokers);
+    let index = index_stage(data.path(), brokers, 5);
     let index_dir = data.path().join("index");
     wait_consumed(&index_dir, (N + 4) as i64);
     // Post 5 again (an older message replayed), and a new post after it.
@@ -267,14 +248,15 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
         raw.publish(&e).await.unwrap();
     }
     wait_consumed(&index_dir, (N + 6) as i64);
-    common::terminate(analyse);
-    common::terminate(index);
+    terminate(analyse);
+    terminate(index);
 
     let index = PostIndex::open(&index_dir).unwrap();
     let survivors: Vec<usize> = (0..N).filter(|n| !gone.contains(n)).chain([50]).collect();
     assert_eq!(index.num_docs(), survivors.len() as u64);
     assert_eq!(index.num_deletions().unwrap(), 4);
-    let stats: Value = serde_json::from_str(&vigie(data.path(), &["stats", "--json"])).unwrap();
+    let stats: Value =
+        serde_json::from_str(&Vigie::new(data.path()).args(["stats", "--json"]).ok()).unwrap();
     assert_eq!(
         (&stats["docs"], &stats["deletions"]),
         (&survivors.len().into(), &4.into())
@@ -287,10 +269,10 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
         assert_eq!(index.get(&id(n)).unwrap(), None, "post {n} deleted");
         let record = index.deletion(&id(n)).unwrap().expect("deletion recorded");
         let kafka = record.kafka.expect("where the deletion entered Kafka");
-        assert_eq!(kafka.topic, "vigie.posts.raw");
+        assert_eq!(kafka.topic, RAW);
     }
 
-    let dead = Subscriber::new(&bus, "vigie-test-deadletter", &["vigie.deadletter"]).unwrap();
+    let dead = Subscriber::new(&bus, "vigie-test-deadletter", &[DEADLETTER]).unwrap();
     let letter = tokio::time::timeout(Duration::from_secs(60), dead.next())
         .await
         .expect("a dead letter")
@@ -305,7 +287,7 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
     assert!(reason.contains("invalid tombstone"), "{reason}");
 
     let token = analyst(data.path(), "ana");
-    let server = Serve::start(data.path(), &index_dir);
+    let server = serve_index(data.path(), &index_dir);
     for n in gone {
         let (status, _, body) = get(
             &server.base,
@@ -314,10 +296,7 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
         )
         .await;
         assert_eq!(status, 410, "{body}");
-        assert_eq!(
-            body["lineage"]["deleted"]["kafka"]["topic"],
-            "vigie.posts.raw"
-        );
+        assert_eq!(body["lineage"]["deleted"]["kafka"]["topic"], RAW);
         assert_eq!(
             body["lineage"]["deleted"]["deleted_at"],
             "2026-11-27T09:00:00Z"
@@ -331,14 +310,12 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
-    let broker = common::Broker::start();
-    let bus = broker.bus();
-    bus.ensure_topics(&["vigie.posts.scored", "vigie.deadletter"], 2)
-        .await
-        .unwrap();
+    let broker = broker();
+    let bus = util::bus(&broker);
+    bus.ensure_topics(&[SCORED, DEADLETTER], 2).await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    vigie(data.path(), &["keys", "init"]);
-    let scored = Publisher::new(&bus, "vigie.posts.scored").unwrap();
+    Vigie::new(data.path()).args(["keys", "init"]).ok();
+    let scored = Publisher::new(&bus, SCORED).unwrap();
     let now = chrono::Utc::now();
     let mut old = Vec::new();
     for n in 0..5 {
@@ -354,16 +331,10 @@ async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
         }
         scored.publish(&e).await.unwrap();
     }
-    let index = common::stage(
-        data.path(),
-        &[
-            "index",
-            "--brokers",
-            &broker.address,
-            "--retention-every",
-            "1s",
-        ],
-    );
+    let index = Vigie::new(data.path())
+        .args(["index", "--brokers", broker.address()])
+        .args(["--retention-every", "1s"])
+        .stage();
     let index_dir = data.path().join("index");
     wait_consumed(&index_dir, 5);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -374,7 +345,7 @@ async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    common::terminate(index);
+    terminate(index);
 
     let index = PostIndex::open(&index_dir).unwrap();
     for n in 0..5 {
@@ -389,16 +360,5 @@ async fn the_kafka_indexer_enforces_retention_and_keeps_its_checkpoint() {
         text.contains(&serde_json::to_string(&old).unwrap()),
         "{text}"
     );
-    let pubkey = data.path().join("access-log.pub");
-    vigie(
-        data.path(),
-        &[
-            "audit",
-            "verify",
-            log.to_str().unwrap(),
-            "--pubkey",
-            pubkey.to_str().unwrap(),
-            "--log",
-        ],
-    );
+    verify_log(data.path(), &log).ok();
 }

@@ -3,8 +3,7 @@
 //! The reference vectors were computed once by `scripts/reference_embeddings.py` from the same
 //! model files and committed in `fixtures/embedding-reference.json`.
 
-mod common;
-
+use crate::util::{model_dir, root};
 use vigie_analyse::{Encoder, ModelFiles};
 
 #[derive(serde::Deserialize)]
@@ -16,10 +15,10 @@ struct Reference {
 
 #[test]
 fn embeddings_match_the_python_reference() {
-    let path = common::root().join("fixtures/embedding-reference.json");
+    let path = root().join("fixtures/embedding-reference.json");
     let reference: Reference =
         serde_json::from_slice(&std::fs::read(path).unwrap()).expect("reference JSON");
-    let encoder = Encoder::load(&ModelFiles::in_dir(common::model_dir()).unwrap()).unwrap();
+    let encoder = Encoder::load(&ModelFiles::in_dir(model_dir()).unwrap()).unwrap();
     assert_eq!(encoder.weights_sha256().len(), 64);
 
     // Together in one batch (padding must not change a sentence's vector)...

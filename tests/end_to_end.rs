@@ -1,54 +1,14 @@
 //! The walking skeleton end to end: `vigie run` replays the bundled sample stream through the
 //! real model into an index on disk and serves it; a real HTTP client searches it.
 
-mod common;
-
+use crate::util::{root, Vigie};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `vigie run` on a free port with a fresh data dir; returns it and its base URL.
-fn start(data_dir: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .args(["run", "--input", "fixtures/sample-stream.jsonl"])
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("VIGIE_MODEL_DIR", common::model_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start vigie");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(600))
-        .expect("vigie run did not start serving within 10 minutes");
-    (server, url)
-}
 
 /// The fixture's labels and raw authors, by native id.
 fn fixture() -> HashMap<String, Value> {
-    let text =
-        std::fs::read_to_string(common::root().join("fixtures/sample-stream.jsonl")).unwrap();
+    let text = std::fs::read_to_string(root().join("fixtures/sample-stream.jsonl")).unwrap();
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -61,7 +21,12 @@ fn fixture() -> HashMap<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
     let data = tempfile::tempdir().unwrap();
-    let (_server, base) = start(data.path());
+    // `vigie run` on a free port with a fresh data dir: it scores the stream, then serves.
+    let server = Vigie::new(data.path())
+        .args(["run", "--input", "fixtures/sample-stream.jsonl"])
+        .args(["--listen", "127.0.0.1:0"])
+        .serve_within(Duration::from_secs(600));
+    let base = &server.base;
     let posts = fixture();
     // `vigie run` made the analyst `demo` and left its token in the data dir.
     let token = std::fs::read_to_string(data.path().join("demo.token")).unwrap();

@@ -3,30 +3,24 @@
 //! message goes to the dead-letter topic with its reason and original bytes; SIGTERM stops it
 //! cleanly.
 
-mod common;
-
+use crate::util::{self, broker, consumed, index_stage, terminate, Process, Vigie};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigie_record::bus::{BusConfig, Publisher, Subscriber};
+use vigie_record::topics::{DEADLETTER, SCORED};
 
-const TOPIC: &str = "vigie.posts.scored";
+const TOPIC: &str = SCORED;
 const N: usize = 2000;
 
-fn indexer(broker: &str, data: &Path) -> common::Stage {
-    common::stage(data, &["index", "--brokers", broker, "--batch", "50"])
+fn indexer(broker: &str, data: &Path) -> Process {
+    index_stage(data, broker, 50)
 }
 
 /// `vigie stats --json` of the index in `data`; `None` while it has no commit.
 fn try_stats(data: &Path) -> Option<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
+    let out = Vigie::new(data).args(["stats", "--json"]).output();
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
@@ -55,14 +49,12 @@ fn wait_for(data: &Path, what: impl Fn(u64) -> bool, limit: Duration) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
-    let broker = common::Broker::start();
-    let bus = BusConfig::new(&broker.address);
-    bus.ensure_topics(&[TOPIC, "vigie.deadletter"], 3)
-        .await
-        .unwrap();
+    let broker = broker();
+    let bus = BusConfig::new(broker.address());
+    bus.ensure_topics(&[TOPIC, DEADLETTER], 3).await.unwrap();
     // One message per record batch: tansu 0.6 serves a fetch only from a batch's first offset,
     // so a restart at an offset inside a batch would wait forever there.
-    let single = bus.clone().set("batch.num.messages", "1");
+    let single = util::bus(&broker);
     let publisher = Arc::new(Publisher::new(&single, TOPIC).unwrap());
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..N {
@@ -80,15 +72,15 @@ async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
     }
 
     let data = tempfile::tempdir().unwrap();
-    let mut first = indexer(&broker.address, data.path());
+    let mut first = indexer(broker.address(), data.path());
     let at_kill = wait_for(data.path(), |n| n >= 50, Duration::from_secs(120));
     first.kill(); // SIGKILL
     assert!(at_kill <= N as u64);
 
-    let second = indexer(&broker.address, data.path());
+    let second = indexer(broker.address(), data.path());
     wait_for(data.path(), |n| n >= N as u64, Duration::from_secs(180));
     // SIGTERM: finish, commit, exit 0.
-    common::terminate(second);
+    terminate(second);
 
     let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
     assert_eq!(index.num_docs(), N as u64, "exactly one document per post");
@@ -104,19 +96,14 @@ async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
         );
     }
     let stats = stats(data.path());
-    let consumed: i64 = stats["offsets"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_i64().unwrap())
-        .sum();
+    let consumed: i64 = consumed(&stats["offsets"]);
     assert_eq!(
         consumed,
         N as i64 + 1,
         "every message consumed, the poison one too"
     );
 
-    let dead = Subscriber::new(&bus, "vigie-test-deadletter", &["vigie.deadletter"]).unwrap();
+    let dead = Subscriber::new(&bus, "vigie-test-deadletter", &[DEADLETTER]).unwrap();
     let letter = tokio::time::timeout(Duration::from_secs(60), dead.next())
         .await
         .expect("a dead letter")
@@ -137,13 +124,13 @@ async fn a_killed_indexer_resumes_from_its_commit_without_loss_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_the_topic_no_longer_holds_restarts_at_the_earliest_and_is_reported() {
-    const GAP_TOPIC: &str = "vigie.posts.scored";
-    let broker = common::Broker::start();
-    let bus = BusConfig::new(&broker.address);
-    bus.ensure_topics(&[GAP_TOPIC, "vigie.deadletter"], 1)
+    const GAP_TOPIC: &str = SCORED;
+    let broker = broker();
+    let bus = BusConfig::new(broker.address());
+    bus.ensure_topics(&[GAP_TOPIC, DEADLETTER], 1)
         .await
         .unwrap();
-    let single = bus.clone().set("batch.num.messages", "1");
+    let single = util::bus(&broker);
     let publisher = Publisher::new(&single, GAP_TOPIC).unwrap();
     for i in 0..5 {
         let e = vigie_record::fixtures::scored(&i.to_string(), &format!("post {i}"), 0.5);
@@ -158,10 +145,10 @@ async fn a_checkpoint_the_topic_no_longer_holds_restarts_at_the_earliest_and_is_
         let checkpoint = serde_json::json!({"topic": GAP_TOPIC, "offsets": {"0": 1000}});
         w.commit(Some(&checkpoint.to_string())).unwrap();
     }
-    let stage = indexer(&broker.address, data.path());
+    let stage = indexer(broker.address(), data.path());
     // librdkafka's default reset (`latest`) would wait at the end of the topic forever.
     wait_for(data.path(), |n| n >= 5, Duration::from_secs(120));
-    common::terminate(stage);
+    terminate(stage);
     let stats = stats(data.path());
     let gaps = stats["gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 1, "{stats}");

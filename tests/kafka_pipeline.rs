@@ -5,13 +5,17 @@
 //! mid-stream and restarted loses nothing and duplicates nothing in the index; two workers split
 //! the partitions and, one killed, the other takes over its partitions; poison messages, a
 //! 10 MB post among them, are dead-lettered with their reasons. The stages are real `vigie`
-//! processes; their logs are in the test's data directory (see `common::stage`).
+//! processes; their logs are in the test's data directory (see `util::Vigie::stage`).
 
-mod common;
-
+use crate::util::{
+    self, analyse_stage, broker, free_port, index_stage, pipeline_bus, series, stage_log_tails,
+    terminate, Vigie,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use vigie_record::broker::LocalBroker;
 use vigie_record::bus::{BusConfig, Publisher};
+use vigie_record::topics::{DEADLETTER, RAW};
 
 const N: usize = 60;
 
@@ -29,9 +33,7 @@ fn wait_docs(dir: &Path, n: usize, limit: Duration) -> u64 {
         assert!(
             Instant::now() < deadline,
             "{docs} documents, fewer than {n}, after {limit:?}; the stages' logs:\n{}",
-            dir.parent()
-                .map(common::stage_log_tails)
-                .unwrap_or_default()
+            dir.parent().map(stage_log_tails).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -39,7 +41,7 @@ fn wait_docs(dir: &Path, n: usize, limit: Duration) -> u64 {
 
 /// Publishes posts number `posts`, one in three a danger report, to the raw topic.
 async fn publish_posts(bus: &BusConfig, posts: std::ops::Range<usize>) {
-    let raw = Publisher::new(bus, "vigie.posts.raw").unwrap();
+    let raw = Publisher::new(bus, RAW).unwrap();
     for i in posts {
         raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
             .await
@@ -57,41 +59,22 @@ fn text(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
-    let broker = common::Broker::start();
+    let broker = broker();
     // One message per record batch (see tests/kafka_index.rs).
-    let bus = broker.pipeline_bus(3).await;
+    let bus = pipeline_bus(&broker, 3).await;
     publish_posts(&bus, 0..N / 2).await;
-    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
+    let raw = Publisher::new(&bus, RAW).unwrap();
     raw.send("poison", br#"{"post": {"id": 1}}"#).await.unwrap();
-    for i in N / 2..N {
-        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
-            .await
-            .unwrap();
-    }
+    publish_posts(&bus, N / 2..N).await;
 
     let data = tempfile::tempdir().unwrap();
-    let brokers = broker.address.as_str();
-    let analyse = common::stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = common::stage(
-        data.path(),
-        &["index", "--brokers", brokers, "--batch", "20"],
-    );
+    let brokers = broker.address();
+    let analyse = analyse_stage(data.path(), brokers);
+    let index = index_stage(data.path(), brokers, 20);
     let index_dir = data.path().join("index");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let done = index_dir.join("meta.json").is_file()
-            && vigie_index::PostIndex::open(&index_dir).unwrap().num_docs() >= N as u64;
-        if done {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every post indexed within 5 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    common::terminate(analyse);
-    common::terminate(index);
+    wait_docs(&index_dir, N, Duration::from_secs(300));
+    terminate(analyse);
+    terminate(index);
 
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), N as u64);
@@ -99,10 +82,7 @@ async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
         let id = vigie_record::VigieId::derive("mastodon", &i.to_string());
         let e = index.get(id.as_str()).unwrap().expect("indexed");
         let kafka = e.kafka.expect("coordinates");
-        assert_eq!(
-            kafka.topic, "vigie.posts.raw",
-            "where the post entered Kafka"
-        );
+        assert_eq!(kafka.topic, RAW, "where the post entered Kafka");
         let scoring = e.scoring.expect("scored");
         assert!(scoring.model.starts_with("heads-"), "{}", scoring.model);
         let danger = scoring.danger();
@@ -133,7 +113,7 @@ async fn wait_assigned(
     let deadline = Instant::now() + limit;
     loop {
         let text = scrape(port).await;
-        let assigned = common::series(
+        let assigned = series(
             &text,
             "vigie_stage_partitions_assigned",
             &[("stage", "analyse")],
@@ -145,7 +125,7 @@ async fn wait_assigned(
             Instant::now() < deadline,
             "the worker on :{port} reads {assigned:?} partitions after {limit:?}; the stages' \
              logs:\n{}",
-            common::stage_log_tails(data)
+            stage_log_tails(data)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -155,25 +135,21 @@ async fn wait_assigned(
 async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies() {
     const M: usize = 300;
     const PARTITIONS: usize = 4;
-    let broker = common::Broker::start();
-    let bus = broker.pipeline_bus(PARTITIONS as i32).await;
+    let broker = broker();
+    let bus = pipeline_bus(&broker, PARTITIONS as i32).await;
     publish_posts(&bus, 0..M / 2).await;
 
     let data = tempfile::tempdir().unwrap();
-    let brokers = broker.address.as_str();
-    let index = common::stage(
-        data.path(),
-        &["index", "--brokers", brokers, "--batch", "20"],
-    );
+    let brokers = broker.address();
+    let index = index_stage(data.path(), brokers, 20);
     let analyse = |port: u16| {
         let metrics = format!("127.0.0.1:{port}");
-        common::stage(
-            data.path(),
-            &["analyse", "--brokers", brokers, "--metrics", &metrics],
-        )
+        Vigie::new(data.path())
+            .args(["analyse", "--brokers", brokers, "--metrics", &metrics])
+            .stage()
     };
     // The first worker is alone in the group: it reads every partition.
-    let (first_port, second_port) = (common::free_port(), common::free_port());
+    let (first_port, second_port) = (free_port(), free_port());
     let mut first = analyse(first_port);
     let limit = Duration::from_secs(300);
     wait_assigned(data.path(), first_port, limit, |n| n == PARTITIONS).await;
@@ -192,7 +168,7 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
     // Every post published after the death was read by the survivor, those on the dead
     // worker's partitions included.
     let text = scrape(second_port).await;
-    let read = common::series(
+    let read = series(
         &text,
         "vigie_stage_messages_in_total",
         &[("stage", "analyse")],
@@ -201,8 +177,8 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
         read >= Some((M - M / 2) as f64),
         "the survivor read {read:?} posts"
     );
-    common::terminate(second);
-    common::terminate(index);
+    terminate(second);
+    terminate(index);
     let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
     for i in 0..M {
@@ -218,26 +194,26 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
 async fn the_stages_ride_out_a_broker_restart() {
     const M: usize = 60;
     let storage = tempfile::tempdir().unwrap();
-    let broker = common::Broker::start_with("sqlite://tansu.db", storage.path().to_path_buf());
-    let bus = broker.pipeline_bus(2).await;
+    let broker = LocalBroker::start_with("sqlite://tansu.db", storage.path().to_path_buf())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bus = pipeline_bus(&broker, 2).await;
     publish_posts(&bus, 0..M / 2).await;
 
     let data = tempfile::tempdir().unwrap();
-    let brokers = broker.address.clone();
-    let analyse = common::stage(data.path(), &["analyse", "--brokers", &brokers]);
-    let index = common::stage(
-        data.path(),
-        &["index", "--brokers", &brokers, "--batch", "10"],
-    );
+    let brokers = broker.address().to_string();
+    let analyse = analyse_stage(data.path(), &brokers);
+    let index = index_stage(data.path(), &brokers, 10);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, 10, Duration::from_secs(300));
     // The broker goes away for a few seconds, then comes back with its data.
-    let broker = broker.restart(Duration::from_secs(3));
-    let bus = broker.bus();
+    let broker = broker
+        .restart(Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bus = util::bus(&broker);
     publish_posts(&bus, M / 2..M).await;
     wait_docs(&index_dir, M, Duration::from_secs(300));
-    common::terminate(analyse);
-    common::terminate(index);
+    terminate(analyse);
+    terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
 }
@@ -263,17 +239,14 @@ fn settled_docs(dir: &Path, quiet: Duration) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once() {
     const M: usize = 150;
-    let broker = common::Broker::start();
-    let bus = broker.pipeline_bus(3).await;
+    let broker = broker();
+    let bus = pipeline_bus(&broker, 3).await;
     publish_posts(&bus, 0..M).await;
 
     let data = tempfile::tempdir().unwrap();
-    let brokers = broker.address.as_str();
-    let index = common::stage(
-        data.path(),
-        &["index", "--brokers", brokers, "--batch", "20"],
-    );
-    let mut worker = common::stage(data.path(), &["analyse", "--brokers", brokers]);
+    let brokers = broker.address();
+    let index = index_stage(data.path(), brokers, 20);
+    let mut worker = analyse_stage(data.path(), brokers);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, 20, Duration::from_secs(300));
     // SIGKILL: no chance to commit the batch in flight.
@@ -288,10 +261,10 @@ async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once
     // member's session (10 s) has expired: tansu 0.6 keeps a member that joins earlier waiting
     // for the dead one for ever (Kafka would rebalance when the session expires).
     std::thread::sleep(Duration::from_secs(12));
-    let worker = common::stage(data.path(), &["analyse", "--brokers", brokers]);
+    let worker = analyse_stage(data.path(), brokers);
     wait_docs(&index_dir, M, Duration::from_secs(600));
-    common::terminate(worker);
-    common::terminate(index);
+    terminate(worker);
+    terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "nothing lost, nothing twice");
     for i in 0..M {
@@ -314,14 +287,13 @@ fn header<'a>(letter: &'a vigie_record::bus::Delivery, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_around_them_indexed() {
     const M: usize = 40;
-    let broker = common::Broker::start();
+    let broker = broker();
     // The producer must be allowed a 10 MB message (librdkafka's default limit is 1 MB).
-    let bus = broker
-        .pipeline_bus(3)
+    let bus = pipeline_bus(&broker, 3)
         .await
         .set("message.max.bytes", &(16 << 20).to_string());
     publish_posts(&bus, 0..M / 2).await;
-    let raw = Publisher::new(&bus, "vigie.posts.raw").unwrap();
+    let raw = Publisher::new(&bus, RAW).unwrap();
     let huge =
         vigie_record::fixtures::envelope("huge", &"fire! ".repeat((10 << 20) / 6 + 1)).to_json();
     assert!(huge.len() > 10 << 20);
@@ -337,23 +309,16 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
     for (key, value) in poisons {
         raw.send(key, value).await.unwrap();
     }
-    for i in M / 2..M {
-        raw.publish(&vigie_record::fixtures::envelope(&i.to_string(), &text(i)))
-            .await
-            .unwrap();
-    }
+    publish_posts(&bus, M / 2..M).await;
 
     let data = tempfile::tempdir().unwrap();
-    let brokers = broker.address.as_str();
-    let analyse = common::stage(data.path(), &["analyse", "--brokers", brokers]);
-    let index = common::stage(
-        data.path(),
-        &["index", "--brokers", brokers, "--batch", "10"],
-    );
+    let brokers = broker.address();
+    let analyse = analyse_stage(data.path(), brokers);
+    let index = index_stage(data.path(), brokers, 10);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, M, Duration::from_secs(300));
-    common::terminate(analyse);
-    common::terminate(index);
+    terminate(analyse);
+    terminate(index);
     let index = vigie_index::PostIndex::open(&index_dir).unwrap();
     assert_eq!(index.num_docs(), M as u64, "the good posts, and only they");
     for i in 0..M {
@@ -362,8 +327,7 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
     }
 
     let dead =
-        vigie_record::bus::Subscriber::new(&bus, "vigie-test-deadletter", &["vigie.deadletter"])
-            .unwrap();
+        vigie_record::bus::Subscriber::new(&bus, "vigie-test-deadletter", &[DEADLETTER]).unwrap();
     let mut letters = std::collections::BTreeMap::new();
     while letters.len() < poisons.len() {
         let letter = tokio::time::timeout(Duration::from_secs(60), dead.next())
@@ -375,7 +339,7 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
     }
     for (key, value) in poisons {
         let letter = &letters[key];
-        assert_eq!(header(letter, "vigie-source-topic"), "vigie.posts.raw");
+        assert_eq!(header(letter, "vigie-source-topic"), RAW);
         assert_eq!(
             header(letter, "vigie-original-length"),
             value.len().to_string()

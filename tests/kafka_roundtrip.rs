@@ -1,8 +1,7 @@
 //! An envelope travels through a real Kafka-protocol broker (tansu) byte for byte, and a
 //! consumer group's explicit offset commit holds across a consumer restart.
 
-mod common;
-
+use crate::util::broker;
 use std::time::Duration;
 use vigie_record::bus::{BusConfig, Publisher, Subscriber};
 use vigie_record::Envelope;
@@ -20,8 +19,8 @@ async fn next(sub: &Subscriber) -> vigie_record::bus::Delivery {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelope_round_trips_and_committed_offset_survives_restart() {
-    let broker = common::Broker::start();
-    let config = BusConfig::new(&broker.address);
+    let broker = broker();
+    let config = BusConfig::new(broker.address());
     let topic = "vigie.test.roundtrip";
     config.ensure_topics(&[topic], 1).await.unwrap();
     // Creating an existing topic is not an error.

@@ -4,24 +4,12 @@
 //! poison message as a dead letter) and their consumer lag falls to 0; SIGTERM stops it all
 //! with exit code 0, the index's checkpoint past every scored message.
 
-mod common;
-
+use crate::util::{broker, consumed, pipeline_bus, root, series, verify_log, Vigie};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vigie_record::bus::Publisher;
-
-/// Kills the process if the test fails before stopping it.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use vigie_record::topics::{RAW, SCORED};
 
 /// Posts of the sample stream the test replays (its first ones): enough for batches on every
 /// partition, few enough for the real model on two cores.
@@ -30,8 +18,7 @@ const POSTS: usize = 80;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
     let data = tempfile::tempdir().unwrap();
-    let sample =
-        std::fs::read_to_string(common::root().join("fixtures/sample-stream.jsonl")).unwrap();
+    let sample = std::fs::read_to_string(root().join("fixtures/sample-stream.jsonl")).unwrap();
     let input: Vec<&str> = sample
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -47,50 +34,23 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         .iter()
         .map(|v| format!("{}/{}", v["source"], v["id"]))
         .collect();
-    let broker = common::Broker::start();
-    let bus = broker.pipeline_bus(3).await;
-    let topics = common::PIPELINE_TOPICS;
-    Publisher::new(&bus, topics[0])
+    let broker = broker();
+    let bus = pipeline_bus(&broker, 3).await;
+    Publisher::new(&bus, RAW)
         .unwrap()
         .send("poison", b"not an envelope")
         .await
         .unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["run", "--brokers", &broker.address, "--input"])
+    let limit = Duration::from_secs(300);
+    let mut server = Vigie::new(data.path())
+        .args(["run", "--brokers", broker.address(), "--input"])
         .arg(&stream)
         .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
-        .env("VIGIE_MODEL_DIR", common::model_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start vigie run --brokers");
-    let stdout = child.stdout.take().unwrap();
-    let child = Process(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            for prefix in ["listening on ", "metrics on "] {
-                if let Some(url) = line.strip_prefix(prefix) {
-                    let _ = tx.send((prefix, url.to_string()));
-                }
-            }
-        }
-    });
-    let (mut api, mut metrics) = (None, None);
-    while api.is_none() || metrics.is_none() {
-        let (prefix, url) = rx
-            .recv_timeout(Duration::from_secs(300))
-            .expect("vigie run --brokers did not start serving within 5 minutes");
-        match prefix {
-            "listening on " => api = Some(url),
-            _ => metrics = Some(url),
-        }
-    }
-    let (api, metrics) = (api.unwrap(), metrics.unwrap());
+        .quiet()
+        .serve_within(limit);
+    let api = server.base.clone();
+    let metrics = server.line("metrics on ", limit);
 
     let token = std::fs::read_to_string(data.path().join("demo.token")).unwrap();
     let http = reqwest::Client::new();
@@ -142,13 +102,13 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         assert!(content_type.starts_with("text/plain"), "{content_type}");
         let text = response.text().await.unwrap();
         let lag = |stage| {
-            common::series(
+            series(
                 &text,
                 "vigie_stage_consumer_lag_messages",
                 &[("stage", stage)],
             )
         };
-        let out = common::series(
+        let out = series(
             &text,
             "vigie_stage_messages_out_total",
             &[("stage", "index")],
@@ -165,7 +125,7 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let count = |name: &str, stage: &str| common::series(&text, name, &[("stage", stage)]);
+    let count = |name: &str, stage: &str| series(&text, name, &[("stage", stage)]);
     let n = lines.len() as f64;
     // The analyse worker read every post and the poison message, scored the posts, and
     // dead-lettered the poison; the indexer read and wrote every scored post.
@@ -207,8 +167,8 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
             .filter(|l| l.contains(&format!("topic=\"{topic}\"")))
             .count()
     };
-    assert_eq!(partitions("analyse", topics[0]), 3);
-    assert_eq!(partitions("index", topics[1]), 3);
+    assert_eq!(partitions("analyse", RAW), 3);
+    assert_eq!(partitions("index", SCORED), 3);
     let peak_rss: f64 = text
         .lines()
         .find_map(|l| {
@@ -220,32 +180,14 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
     assert!(peak_rss > 0.0);
 
     // SIGTERM: the stages stop in order, the process exits 0.
-    let mut child = child;
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "vigie run did not stop within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    server.stop();
     // The index's last commit holds the position past every scored message.
     let index = vigie_index::PostIndex::open(&data.path().join("index")).unwrap();
     assert_eq!(index.num_docs(), posts.len() as u64);
     let checkpoint: Value =
         serde_json::from_str(&index.commit_payload().unwrap().unwrap()).unwrap();
-    assert_eq!(checkpoint["topic"], topics[1]);
-    let read: i64 = checkpoint["offsets"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|o| o.as_i64().unwrap())
-        .sum();
+    assert_eq!(checkpoint["topic"], SCORED);
+    let read: i64 = consumed(&checkpoint["offsets"]);
     assert_eq!(
         read,
         lines.len() as i64,
@@ -255,31 +197,17 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
     // The access log's signed heads went to `vigie.audit.heads` too: read back, they check the
     // log, and a log cut back to its first checkpoint no longer passes.
     let heads = data.path().join("heads-from-kafka.jsonl");
-    let heads_arg = heads.to_str().unwrap();
-    let out = common::vigie(
-        data.path(),
-        &[
-            "audit",
-            "heads",
-            "--brokers",
-            &broker.address,
-            "--out",
-            heads_arg,
-        ],
-    );
+    let out = Vigie::new(data.path())
+        .args(["audit", "heads", "--brokers", broker.address(), "--out"])
+        .arg(&heads)
+        .ok();
     assert!(!out.starts_with("0 heads"), "{out}");
     let log = data.path().join("access-log/access.jsonl");
-    let pubkey = data.path().join("access-log.pub");
     let verify = || {
-        Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .arg("audit")
-            .arg("verify")
-            .arg(&log)
-            .arg("--pubkey")
-            .arg(&pubkey)
-            .args(["--log", "--heads", heads_arg])
+        verify_log(data.path(), &log)
+            .arg("--heads")
+            .arg(&heads)
             .output()
-            .unwrap()
     };
     let intact = verify();
     assert!(

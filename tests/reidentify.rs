@@ -3,13 +3,11 @@
 //! private identity file, and every attempt is first logged, with its purpose, in a signed log
 //! that `vigie audit verify --log` checks.
 
-mod common;
-
+use crate::util::{serve_static, verify_log, Vigie};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
-use vigie_api::access_log;
 use vigie_ingest::Item;
+use vigie_logs::access_log;
 
 const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0">
@@ -28,27 +26,6 @@ const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   </channel>
 </rss>"#;
 
-/// Runs `vigie` with `--data-dir data`, whatever its exit status.
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(common::root())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run vigie")
-}
-
-/// The stdout of a run that must succeed.
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn pseudonyms_map_back_only_through_a_logged_reidentify() {
     let data = tempfile::tempdir().unwrap();
@@ -58,25 +35,18 @@ fn pseudonyms_map_back_only_through_a_logged_reidentify() {
         &sources,
         format!(
             "[http]\nuser_agent = \"Vigie-test/1\"\n\n[[source]]\nname = \"signalements\"\nkind = \"rss\"\nurl = \"{}/signalements.xml\"\npoll_interval = \"1s\"\n",
-            common::serve_static("application/rss+xml", FEED)
+            serve_static("application/rss+xml", FEED)
         ),
     )
     .unwrap();
     let capture = dir.join("capture.jsonl");
-    let out = common::vigie(
-        dir,
-        &[
-            "capture",
-            "--source",
-            "signalements",
-            "--sources",
-            sources.to_str().unwrap(),
-            "--out",
-            capture.to_str().unwrap(),
-            "--for",
-            "2s",
-        ],
-    );
+    let out = Vigie::new(dir)
+        .args(["capture", "--source", "signalements", "--sources"])
+        .arg(&sources)
+        .arg("--out")
+        .arg(&capture)
+        .args(["--for", "2s"])
+        .ok();
     assert!(out.contains("captured 1 posts"), "{out}");
     let items = vigie_ingest::capture::read(&capture).unwrap();
     let Ok(Item::Post(post)) = &items[0] else {
@@ -96,40 +66,37 @@ fn pseudonyms_map_back_only_through_a_logged_reidentify() {
     assert_eq!(mode(&identities), 0o600);
     assert_eq!(mode(&dir.join("keys")), 0o700);
 
-    common::vigie(dir, &["keys", "init"]);
+    Vigie::new(dir).args(["keys", "init"]).ok();
     let purpose = "enquête judiciaire 2026/117: réquisition du parquet de Lyon";
     let reidentify = |pseudonym: &str, purpose: &str| {
-        run(
-            dir,
-            &[
-                "reidentify",
-                pseudonym,
-                "--purpose",
-                purpose,
-                "--user",
-                "officer-7",
-            ],
-        )
+        Vigie::new(dir).args([
+            "reidentify",
+            pseudonym,
+            "--purpose",
+            purpose,
+            "--user",
+            "officer-7",
+        ])
     };
-    let author = ok(reidentify(&post.author, purpose));
+    let author = reidentify(&post.author, purpose).ok();
     assert!(
         author.starts_with("rss Alice Martin (first seen ") && author.lines().count() == 1,
         "{author}"
     );
-    let mention = ok(reidentify(&pseudonyms[0], purpose));
+    let mention = reidentify(&pseudonyms[0], purpose).ok();
     assert!(mention.starts_with("rss bob@piaille.fr"), "{mention}");
-    let profile = ok(reidentify(&pseudonyms[1], purpose));
+    let profile = reidentify(&pseudonyms[1], purpose).ok();
     assert!(profile.starts_with("mastodon carole@mamot.fr"), "{profile}");
 
     // No purpose: refused before anything is shown; without the flag, clap refuses.
-    let refused = reidentify(&post.author, "  ");
+    let refused = reidentify(&post.author, "  ").output();
     assert!(!refused.status.success() && refused.stdout.is_empty());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("a purpose is required"));
-    let no_flag = run(dir, &["reidentify", &post.author]);
+    let no_flag = Vigie::new(dir).arg("reidentify").arg(&post.author).output();
     assert!(!no_flag.status.success() && no_flag.stdout.is_empty());
 
     // An unknown pseudonym: non-zero, said clearly, and logged.
-    let unknown = reidentify("ps:00000000000000000000000000000000", purpose);
+    let unknown = reidentify("ps:00000000000000000000000000000000", purpose).output();
     assert!(!unknown.status.success() && unknown.stdout.is_empty());
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("unknown pseudonym"),
@@ -139,17 +106,7 @@ fn pseudonyms_map_back_only_through_a_logged_reidentify() {
 
     // The log holds every attempt, with its purpose, and verifies.
     let log = dir.join("reidentify-log").join("access.jsonl");
-    let verified = common::vigie(
-        dir,
-        &[
-            "audit",
-            "verify",
-            log.to_str().unwrap(),
-            "--pubkey",
-            dir.join("access-log.pub").to_str().unwrap(),
-            "--log",
-        ],
-    );
+    let verified = verify_log(dir, &log).ok();
     assert!(verified.contains("intact: entries 1 to 5"), "{verified}");
     let logged = access_log::entries(&std::fs::read_to_string(&log).unwrap());
     let statuses: Vec<u16> = logged.iter().map(|a| a.status).collect();
@@ -173,7 +130,7 @@ fn pseudonyms_map_back_only_through_a_logged_reidentify() {
     // A log that cannot be written: nothing is shown.
     std::fs::remove_file(&log).unwrap();
     std::fs::create_dir(&log).unwrap();
-    let unlogged = reidentify(&post.author, purpose);
+    let unlogged = reidentify(&post.author, purpose).output();
     assert!(!unlogged.status.success());
     assert!(unlogged.stdout.is_empty(), "printed without a log entry");
     assert!(
@@ -195,7 +152,7 @@ fn retention_forgets_the_people_not_seen_for_the_period() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
     vigie_index::PostIndex::open(&dir.join("index")).unwrap();
-    common::vigie(dir, &["keys", "init"]);
+    Vigie::new(dir).args(["keys", "init"]).ok();
     let keys = dir.join("keys");
     let identities = keys.join("identities.jsonl");
     let today = chrono::Utc::now().date_naive();
@@ -209,16 +166,19 @@ fn retention_forgets_the_people_not_seen_for_the_period() {
         line("ps:gone", "gone", 40) + &line("ps:kept", "kept", 40) + &line("ps:kept", "kept", 3);
     std::fs::write(&identities, text).unwrap();
 
-    let out = common::vigie(dir, &["retention", "enforce"]);
+    let out = Vigie::new(dir).args(["retention", "enforce"]).ok();
     // Both lines of 40 days ago go; `kept` keeps the line of its last sighting.
     assert!(out.contains("forgot 2 identity lines"), "{out}");
     let purpose = ["--purpose", "retention test"];
-    let gone = run(dir, &[&["reidentify", "ps:gone"][..], &purpose].concat());
+    let gone = Vigie::new(dir)
+        .args(["reidentify", "ps:gone"])
+        .args(purpose)
+        .output();
     assert!(!gone.status.success() && gone.stdout.is_empty());
-    let kept = ok(run(
-        dir,
-        &[&["reidentify", "ps:kept"][..], &purpose].concat(),
-    ));
+    let kept = Vigie::new(dir)
+        .args(["reidentify", "ps:kept"])
+        .args(purpose)
+        .ok();
     assert!(kept.starts_with("reddit kept (first seen "), "{kept}");
     assert_eq!(
         std::fs::metadata(&identities).unwrap().permissions().mode() & 0o777,

@@ -13,13 +13,14 @@
 //!   touch no data (not logged).
 //!
 //! Guarantees: every `/v1/` request carries a bearer token of a user whose role allows it (else
-//! 401 or 403); every `/v1/` request, allowed or refused, is in the [access log](access_log)
+//! 401 or 403); every `/v1/` request, allowed or refused, is in the [access log](vigie_logs::access_log)
 //! (written by `vigie_logs`) before its answer leaves (see [`guard`]); every search states its
 //! purpose — a request without one is refused with 400 before the index is touched; unknown
 //! parameters are refused, not ignored; every error is an `application/problem+json` document
 //! (RFC 9457) with a message a person can act on.
 
 mod audit;
+pub mod bench;
 pub mod guard;
 pub mod openapi;
 mod posts;
@@ -29,11 +30,6 @@ mod search;
 pub mod server;
 pub mod users;
 pub mod work;
-
-/// The signed logs, at their old path: kept for the binary until it imports `vigie_logs`.
-pub use vigie_logs::access_log;
-/// Retention and its log, at their old path: kept for the binary until it imports `vigie_logs`.
-pub use vigie_logs::retention;
 
 pub use problem::Problem;
 pub use reviews::ReviewStore;

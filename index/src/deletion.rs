@@ -1,6 +1,6 @@
 //! Posts deleted at their source: removed from the index, and remembered.
 //!
-//! [`IndexWriter::delete`](crate::IndexWriter::delete) takes a [`Deletion`] (a tombstone, and
+//! [`IndexWriter::delete`](crate::IndexWriter::delete) takes a [`Deletion`](vigie_record::Deletion) (a tombstone, and
 //! where it entered Kafka). At the next commit, in the same atomic write:
 //! - every document of the post's Vigie id leaves the index (all its versions), and
 //! - a **deletion record** ([`DeletionRecord`]) is added in its place: the id, source and

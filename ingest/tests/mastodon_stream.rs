@@ -1,6 +1,8 @@
 //! The Mastodon streaming source against a local instance that speaks the real streaming API:
 //! server-sent events `update` (a Status JSON), `status.update`, `delete` (a status id), `:thump`
 //! heartbeats, streams that close, and the REST timeline used to backfill a reconnection.
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! RSS 2.0 and Atom feeds against a local server that honours conditional GET.
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

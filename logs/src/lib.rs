@@ -17,7 +17,7 @@
 //!   string that prefixes every hashed and signed message: `vigie-access-log/v1` (the API's
 //!   accesses, `<data_dir>/access-log/`), `vigie-retention-log/v1` (retention's deletion
 //!   batches, `<data_dir>/retention-log/`, see [`retention`]) and `vigie-reidentify-log/v1`
-//!   (`vigie reidentify`, `<data_dir>/reidentify-log/`). No entry, checkpoint or seal of one log
+//!   (`vigie reidentify`, `<data_dir>/reidentify-log/`, see [`reidentify`]). No entry, checkpoint or seal of one log
 //!   passes for one of another.
 //! - **Heads.** Signed checkpoints, published as the writer makes them to a heads file outside
 //!   the data dir ([`access_log::LogBuilder::heads_file`], lines of [`access_log::chain::Head`])
@@ -58,8 +58,10 @@
 //! [`access_log`]: the writer of any of the three logs ([`AccessLog`], one thread, group
 //! commits, an exclusive lock), its keys, exports, verification and the lookup of the accesses
 //! to a post. [`retention`]: the retention log and its enforcement, [`Retention`].
+//! [`reidentify`]: the re-identification log, appended to before a handle is shown.
 
 pub mod access_log;
+pub mod reidentify;
 pub mod retention;
 
 pub use access_log::{

@@ -89,6 +89,26 @@ pub struct RetentionReport {
     pub identities: Result<usize, IdentityError>,
 }
 
+impl RetentionReport {
+    /// Logs what the enforcement did (the posts deleted, the identity lines forgotten), as the
+    /// schedules that enforce it unattended report it.
+    pub fn trace(&self) {
+        match &self.identities {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("retention: forgot {n} identity lines"),
+            Err(e) => tracing::warn!("retention: identity file not expired: {e}"),
+        }
+        if !self.deleted.is_empty() {
+            tracing::info!(
+                deleted = self.deleted.len(),
+                cutoff = %self.cutoff,
+                "retention: deleted old posts (logged in {})",
+                self.log.display()
+            );
+        }
+    }
+}
+
 /// Retention's settings: how long posts are kept, and where its log, its published heads and
 /// the identity file it expires are.
 #[derive(Debug, Clone, PartialEq, Eq)]

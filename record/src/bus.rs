@@ -158,10 +158,6 @@ impl BusConfig {
     }
 }
 
-/// The topic the signed heads of the access, retention and re-identification logs are
-/// published to, when brokers are configured (a second place besides the heads file).
-pub const AUDIT_HEADS_TOPIC: &str = "vigie.audit.heads";
-
 /// Sends small notices to one topic without ever waiting (the signed heads of the logs, sent
 /// from the log writer's thread): a send that cannot be queued, or a delivery that fails, is
 /// logged, never returned.

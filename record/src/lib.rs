@@ -18,8 +18,12 @@
 //! A post deleted at its source travels as a [`Tombstone`] (in a [`Deletion`]); a [`Record`] is
 //! either a post or a deletion, as one message of a topic or one line of a capture.
 //!
-//! With the `kafka` feature, [`bus`] moves envelopes over Kafka topics.
+//! With the `kafka` feature, [`bus`] moves envelopes over Kafka topics, named in [`topics`]; with
+//! the `broker` feature, [`broker`] starts a local Kafka-protocol broker (tansu) for tests and
+//! benchmarks.
 
+#[cfg(feature = "broker")]
+pub mod broker;
 #[cfg(feature = "kafka")]
 pub mod bus;
 mod envelope;
@@ -27,6 +31,7 @@ mod envelope;
 pub mod fixtures;
 mod id;
 mod tombstone;
+pub mod topics;
 
 pub use envelope::{
     Contribution, Envelope, Ingestor, KafkaCoords, Post, Provenance, ScoreState, Scoring,

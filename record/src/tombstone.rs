@@ -38,7 +38,7 @@ pub struct Tombstone {
     pub provenance: Provenance,
 }
 
-/// A deletion in transit: `{"tombstone": …, "kafka": …}` (see the [module](self) docs).
+/// A deletion in transit: `{"tombstone": …, "kafka": …}` (see [`Tombstone`] for the wire format).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deletion {

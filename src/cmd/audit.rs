@@ -1,10 +1,11 @@
 //! `vigie audit verify`: checks an access-log export (or the log itself) offline;
 //! `vigie audit heads`: reads the signed heads published to Kafka back into a heads file.
 
+use crate::config::Config;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
-use vigie_api::access_log::{self, verify, LogKind, Report};
+use vigie_logs::access_log::{self, verify, LogKind, Report};
 
 /// `vigie audit ...`
 #[derive(Subcommand)]
@@ -52,72 +53,75 @@ fn parse_kind(name: &str) -> Result<LogKind, String> {
         .ok_or_else(|| format!("`{name}` is not a log: access, retention or reidentify"))
 }
 
-/// Runs a `vigie audit` command.
-pub fn run(config: &crate::config::Config, command: &AuditCommand) -> Result<()> {
-    match command {
-        AuditCommand::Heads { brokers, out } => {
-            let bus = config.bus(brokers);
-            let lines = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(read_heads_topic(&bus))?;
-            let mut text = String::new();
-            for line in &lines {
-                text.push_str(line.trim_end());
-                text.push('\n');
-            }
-            std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
-                "{} heads from {} written to {}",
-                lines.len(),
-                vigie_record::bus::AUDIT_HEADS_TOPIC,
-                out.display()
-            );
-            Ok(())
-        }
-        AuditCommand::Verify {
-            file,
-            pubkey,
-            log,
-            kind,
-            heads,
-        } => {
-            let key = access_log::read_public_key(pubkey)?;
-            let bytes =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut checks = access_log::Checks {
-                kind: *kind,
-                heads: None,
-            };
-            let check = |checks: &access_log::Checks| {
-                if *log {
-                    verify::verify_log_with(&bytes, &key, checks)
-                } else {
-                    verify::verify_export_with(&bytes, &key, checks)
+impl super::Cmd for AuditCommand {
+    fn run(&self, config: &Config) -> Result<()> {
+        let command = self;
+        match command {
+            AuditCommand::Heads { brokers, out } => {
+                let bus = config.bus(brokers);
+                let lines = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(read_heads_topic(&bus))?;
+                let mut text = String::new();
+                for line in &lines {
+                    text.push_str(line.trim_end());
+                    text.push('\n');
                 }
-                .map_err(|tamper| anyhow::anyhow!("{} is NOT intact: {tamper}", file.display()))
-            };
-            let mut report = check(&checks)?;
-            if let (Some(heads), Some(found)) = (heads, report.kind) {
-                let text = std::fs::read_to_string(heads)
-                    .with_context(|| format!("cannot read {}", heads.display()))?;
-                let (published, others) = verify::parse_heads(&text, &key, found)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", heads.display()))?;
-                let count = published.len();
-                checks.kind = Some(found);
-                checks.heads = Some(published);
-                report = check(&checks)?;
+                std::fs::write(out, text)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
                 println!(
-                    "heads: {} of the {count} heads published in {} for the {found} log are in \
-                     its chain, with their hash ({} outside what FILE holds; {others} lines of \
-                     other logs or keys)",
-                    report.heads_checked,
-                    heads.display(),
-                    report.heads_outside
+                    "{} heads from {} written to {}",
+                    lines.len(),
+                    vigie_record::topics::AUDIT_HEADS,
+                    out.display()
                 );
+                Ok(())
             }
-            print_report(&report, *log);
-            Ok(())
+            AuditCommand::Verify {
+                file,
+                pubkey,
+                log,
+                kind,
+                heads,
+            } => {
+                let key = access_log::read_public_key(pubkey)?;
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let mut checks = access_log::Checks {
+                    kind: *kind,
+                    heads: None,
+                };
+                let check = |checks: &access_log::Checks| {
+                    if *log {
+                        verify::verify_log_with(&bytes, &key, checks)
+                    } else {
+                        verify::verify_export_with(&bytes, &key, checks)
+                    }
+                    .map_err(|tamper| anyhow::anyhow!("{} is NOT intact: {tamper}", file.display()))
+                };
+                let mut report = check(&checks)?;
+                if let (Some(heads), Some(found)) = (heads, report.kind) {
+                    let text = std::fs::read_to_string(heads)
+                        .with_context(|| format!("cannot read {}", heads.display()))?;
+                    let (published, others) = verify::parse_heads(&text, &key, found)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", heads.display()))?;
+                    let count = published.len();
+                    checks.kind = Some(found);
+                    checks.heads = Some(published);
+                    report = check(&checks)?;
+                    println!(
+                        "heads: {} of the {count} heads published in {} for the {found} log are in \
+                         its chain, with their hash ({} outside what FILE holds; {others} lines of \
+                         other logs or keys)",
+                        report.heads_checked,
+                        heads.display(),
+                        report.heads_outside
+                    );
+                }
+                print_report(&report, *log);
+                Ok(())
+            }
         }
     }
 }
@@ -180,7 +184,7 @@ fn print_report(report: &Report, log: bool) {
 async fn read_heads_topic(bus: &vigie_record::bus::BusConfig) -> Result<Vec<String>> {
     use std::collections::BTreeMap;
     use std::time::Duration;
-    let topic = vigie_record::bus::AUDIT_HEADS_TOPIC;
+    let topic = vigie_record::topics::AUDIT_HEADS;
     let subscriber = vigie_record::bus::Subscriber::assigned(bus, topic, &BTreeMap::new())
         .with_context(|| format!("cannot read {topic}"))?;
     let mut next: BTreeMap<i32, (i64, i64)> = subscriber

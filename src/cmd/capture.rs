@@ -38,58 +38,60 @@ pub struct CaptureArgs {
     pub sources: PathBuf,
 }
 
-/// Runs the capture.
-pub fn run(config: &Config, args: &CaptureArgs) -> Result<()> {
-    let sources = SourcesConfig::load(&args.sources).with_context(|| {
-        format!(
-            "no usable sources file {} (start from config/sources.example.toml)",
-            args.sources.display()
-        )
-    })?;
-    let source_config = sources.get(&args.source).with_context(|| {
-        let names: Vec<&str> = sources.sources.iter().map(|s| s.name()).collect();
-        format!(
-            "no source named {:?} in {} (there: {})",
+impl super::Cmd for CaptureArgs {
+    fn run(&self, config: &Config) -> Result<()> {
+        let args = self;
+        let sources = SourcesConfig::load(&args.sources).with_context(|| {
+            format!(
+                "no usable sources file {} (start from config/sources.example.toml)",
+                args.sources.display()
+            )
+        })?;
+        let source_config = sources.get(&args.source).with_context(|| {
+            let names: Vec<&str> = sources.sources.iter().map(|s| s.name()).collect();
+            format!(
+                "no source named {:?} in {} (there: {})",
+                args.source,
+                args.sources.display(),
+                names.join(", ")
+            )
+        })?;
+        let http = HttpClient::new(sources.http.clone())?;
+        let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
+        let mut source = source_config.build(&http, &pseudonymiser)?;
+        let store = StateStore::in_data_dir(&config.data_dir);
+        let mut writer = CaptureWriter::open(&args.out)?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let report = runtime.block_on(async {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::info!("stopping after the batch in flight");
+                    let _ = stop.send(true);
+                }
+            });
+            let options = RunOptions {
+                deadline: args.duration.map(|d| tokio::time::Instant::now() + d),
+                stop: Some(stopped),
+                ..Default::default()
+            };
+            tracing::info!(
+                source = %args.source,
+                out = %args.out.display(),
+                cursors = %store.dir().display(),
+                "capturing"
+            );
+            driver::run(source.as_mut(), &store, &mut writer, options).await
+        })?;
+        println!(
+            "captured {} posts and {} deletions from {} into {} ({} malformed items skipped, {} failed polls)",
+            report.posts,
+            report.deletions,
             args.source,
-            args.sources.display(),
-            names.join(", ")
-        )
-    })?;
-    let http = HttpClient::new(sources.http.clone())?;
-    let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
-    let mut source = source_config.build(&http, &pseudonymiser)?;
-    let store = StateStore::in_data_dir(&config.data_dir);
-    let mut writer = CaptureWriter::open(&args.out)?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(async {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("stopping after the batch in flight");
-                let _ = stop.send(true);
-            }
-        });
-        let options = RunOptions {
-            deadline: args.duration.map(|d| tokio::time::Instant::now() + d),
-            stop: Some(stopped),
-            ..Default::default()
-        };
-        tracing::info!(
-            source = %args.source,
-            out = %args.out.display(),
-            cursors = %store.dir().display(),
-            "capturing"
+            args.out.display(),
+            report.skipped,
+            report.failures
         );
-        driver::run(source.as_mut(), &store, &mut writer, options).await
-    })?;
-    println!(
-        "captured {} posts and {} deletions from {} into {} ({} malformed items skipped, {} failed polls)",
-        report.posts,
-        report.deletions,
-        args.source,
-        args.out.display(),
-        report.skipped,
-        report.failures
-    );
-    Ok(())
+        Ok(())
+    }
 }

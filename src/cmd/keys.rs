@@ -3,7 +3,7 @@
 use crate::config::Config;
 use anyhow::Result;
 use clap::Subcommand;
-use vigie_api::access_log;
+use vigie_logs::access_log;
 
 /// `vigie keys ...`
 #[derive(Subcommand)]
@@ -13,19 +13,21 @@ pub enum KeysCommand {
     Init,
 }
 
-/// Runs a `vigie keys` command.
-pub fn run(config: &Config, command: &KeysCommand) -> Result<()> {
-    match command {
-        KeysCommand::Init => {
-            let public = access_log::init_keys(&config.data_dir)?;
-            let (secret, public_path) = access_log::key_paths(&config.data_dir);
-            println!("signing key: {}", secret.display());
-            println!(
-                "public key:  {} ({})",
-                public_path.display(),
-                hex::encode(public.as_bytes())
-            );
-            Ok(())
+impl super::Cmd for KeysCommand {
+    fn run(&self, config: &Config) -> Result<()> {
+        let command = self;
+        match command {
+            KeysCommand::Init => {
+                let public = access_log::init_keys(&config.data_dir)?;
+                let (secret, public_path) = access_log::key_paths(&config.data_dir);
+                println!("signing key: {}", secret.display());
+                println!(
+                    "public key:  {} ({})",
+                    public_path.display(),
+                    hex::encode(public.as_bytes())
+                );
+                Ok(())
+            }
         }
     }
 }

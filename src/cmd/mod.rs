@@ -1,29 +1,131 @@
-//! Subcommands that live in their own files.
+//! The subcommands, one file each, all of one shape: a clap `Args` (or `Subcommand`) type that
+//! implements [`Cmd`].
 //!
-//! Accountable access: `vigie users`, `vigie keys`, `vigie audit`, and the set-up the API server
-//! needs (its access log, users and reviews: [`app_state`]; the demo user of `vigie run`:
-//! [`demo_access`]).
+//! What several commands share is here: the scorer of the configuration ([`scorer`],
+//! [`analyser`]), the API server's state (its access log, users and reviews: [`app_state`]) and
+//! serving it ([`serve_index`]), the demo user of `vigie run` ([`demo_access`]), and the
+//! progress bar ([`progress`]).
 
-pub mod audit;
-pub mod bench_pipeline;
-pub mod bench_search;
-pub mod keys;
-pub mod reidentify;
-pub mod retention;
-pub mod run_kafka;
-pub mod users;
-// Ingest: capture and replay of streams, and the sources' coverage (issue 5).
+// The pipeline.
+pub mod analyse;
+pub mod index;
+pub mod run;
+pub mod serve;
+pub mod stats;
+// Ingest: capture and replay of streams, and the sources' coverage.
 pub mod capture;
 pub mod replay;
 pub mod sources;
+// Accountable access.
+pub mod audit;
+pub mod keys;
+pub mod reidentify;
+pub mod retention;
+pub mod users;
+// The classifier and measurements.
+pub mod bench;
+pub mod embed;
+pub mod eval;
+pub mod experiment;
+pub mod train;
+// The configuration.
+pub mod show_config;
 
-use crate::config::Config;
-use anyhow::Result;
-use vigie_api::access_log::{self, AccessLog, LogKind, LogOptions};
+use crate::config::{Config, Overrides};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use vigie_analyse::{Analyser, Classifier, NoopScorer, PrototypeScorer, Scorer, Taxonomy};
 use vigie_api::reviews::REVIEWS_FILE;
 use vigie_api::users::{Role, USERS_FILE};
 use vigie_api::{AppState, ReviewStore, UserStore};
 use vigie_index::PostIndex;
+use vigie_logs::access_log::{self, AccessLog, LogKind, LogOptions};
+
+/// One subcommand: the settings its flags override, and what it does.
+pub trait Cmd {
+    /// Writes the settings this command's flags override (none by default).
+    fn overrides(&self, _overrides: &mut Overrides) {}
+    /// Runs the command with the configuration in effect.
+    fn run(&self, config: &Config) -> Result<()>;
+}
+
+/// Which scorer a stage runs (`--scorer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScorerChoice {
+    /// The configured classifier (the encoder of `model_dir` and the heads of `heads`).
+    #[default]
+    Model,
+    /// `danger` 0 for every post, without a model: for delivery tests and benchmarks.
+    Noop,
+}
+
+/// The trained classifier of `config.heads`, or the prototype scorer when none is there.
+pub fn scorer(config: &Config) -> Result<Box<dyn Scorer>> {
+    let encoder = config.encoder_settings()?.load()?;
+    if config.heads.join("heads.json").is_file() {
+        let classifier = Classifier::load(encoder, &config.heads)
+            .with_context(|| format!("loading the heads in {}", config.heads.display()))?;
+        return Ok(Box::new(classifier));
+    }
+    tracing::warn!(
+        "no trained heads in {}: scoring with the untrained prototype scorer",
+        config.heads.display()
+    );
+    let taxonomy = Taxonomy::load(&config.taxonomy)?;
+    Ok(Box::new(PrototypeScorer::new(encoder, &taxonomy)?))
+}
+
+/// The analyser of `config` around the scorer `choice`.
+pub fn analyser(config: &Config, choice: ScorerChoice) -> Result<Analyser<Box<dyn Scorer>>> {
+    let scorer: Box<dyn Scorer> = match choice {
+        ScorerChoice::Model => scorer(config)?,
+        ScorerChoice::Noop => Box::new(NoopScorer),
+    };
+    Ok(Analyser::new(scorer, config.analyser_config()))
+}
+
+/// A progress bar for `len` posts.
+pub fn progress(len: usize, message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} posts, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    let bar = ProgressBar::new(len as u64).with_style(style);
+    bar.set_message(message);
+    bar
+}
+
+/// Serves `index` on `config.listen` until Ctrl-C or SIGTERM; with `retention`, also enforces
+/// `retention_days` every hour (`vigie serve`; not `vigie run`, whose replayed demo posts may
+/// be older than the period).
+pub fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result<()> {
+    let state = app_state(config, index, None)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = listen(config).await?;
+        tracing::info!(
+            docs = state.index.num_docs(),
+            "serving the API on http://{}",
+            listener.local_addr()?
+        );
+        if retention {
+            tokio::spawn(retention::schedule(config.clone(), state.index.clone()));
+        }
+        vigie_api::serve(listener, state, crate::shutdown::signal())
+            .await
+            .context("API server")
+    })
+}
+
+/// Listens on `config.listen` and prints `listening on http://ADDR` on stdout, for scripts and
+/// tests that wait for the server.
+pub async fn listen(config: &Config) -> Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    Ok(listener)
+}
 
 /// The access-log directory of the data dir.
 pub const ACCESS_LOG_DIR: &str = "access-log";

@@ -20,20 +20,16 @@
 //!   the command prints no handle and exits non-zero.
 //! - An empty purpose, an unknown pseudonym or an unreadable identity file exit non-zero (after
 //!   being logged).
-//! - One writer at a time: the command holds an exclusive `flock` on
+//! - One writer at a time: the command waits for an exclusive `flock` on
 //!   `<data_dir>/reidentify-log/lock` while it opens and appends to the log.
 
 use crate::config::Config;
 use anyhow::{anyhow, Context, Result};
 use chrono::Utc;
 use clap::Args;
-use fs4::fs_std::FileExt;
-use std::os::unix::fs::DirBuilderExt;
-use vigie_api::access_log::{self, Access, AccessLog, LogKind, LogOptions};
 use vigie_ingest::identities::{self, Sighting};
-
-/// The reidentify log's directory in the data dir.
-pub const REIDENTIFY_LOG_DIR: &str = "reidentify-log";
+use vigie_logs::access_log::Access;
+use vigie_logs::reidentify;
 
 /// `vigie reidentify` arguments.
 #[derive(Args)]
@@ -49,53 +45,55 @@ pub struct ReidentifyArgs {
     pub user: Option<String>,
 }
 
-/// Runs `vigie reidentify`: logs the attempt, then prints the handle(s) found.
-pub fn run(config: &Config, args: &ReidentifyArgs) -> Result<()> {
-    let os_user = whoami::username().unwrap_or_else(|e| format!("<unknown: {e}>"));
-    let purpose = args.purpose.trim();
-    let pseudonym = args.pseudonym.trim();
-    let (status, found, refusal) = if purpose.is_empty() {
-        let why = anyhow!("refused: a purpose is required (--purpose TEXT, logged)");
-        (400, Vec::new(), Some(why))
-    } else {
-        match identities::lookup(&config.identities_file(), pseudonym) {
-            Ok(found) if found.is_empty() => {
-                let why = anyhow!(
-                    "unknown pseudonym {pseudonym}: the identity file {} has no handle for it \
-                     (never ingested here, or not seen for the retention period)",
-                    config.identities_file().display()
-                );
-                (404, found, Some(why))
+impl super::Cmd for ReidentifyArgs {
+    fn run(&self, config: &Config) -> Result<()> {
+        let args = self;
+        let os_user = whoami::username().unwrap_or_else(|e| format!("<unknown: {e}>"));
+        let purpose = args.purpose.trim();
+        let pseudonym = args.pseudonym.trim();
+        let (status, found, refusal) = if purpose.is_empty() {
+            let why = anyhow!("refused: a purpose is required (--purpose TEXT, logged)");
+            (400, Vec::new(), Some(why))
+        } else {
+            match identities::lookup(&config.identities_file(), pseudonym) {
+                Ok(found) if found.is_empty() => {
+                    let why = anyhow!(
+                        "unknown pseudonym {pseudonym}: the identity file {} has no handle for it \
+                         (never ingested here, or not seen for the retention period)",
+                        config.identities_file().display()
+                    );
+                    (404, found, Some(why))
+                }
+                Ok(found) => (200, found, None),
+                Err(e) => (500, Vec::new(), Some(anyhow!(e))),
             }
-            Ok(found) => (200, found, None),
-            Err(e) => (500, Vec::new(), Some(anyhow!(e))),
+        };
+        let mut params = serde_json::Map::new();
+        params.insert("pseudonym".into(), pseudonym.into());
+        params.insert("os_user".into(), os_user.clone().into());
+        let access = Access {
+            time: Utc::now(),
+            user: Some(args.user.clone().unwrap_or(os_user)),
+            role: Some("admin".into()),
+            purpose: (!purpose.is_empty()).then(|| purpose.to_string()),
+            method: "GET".into(),
+            endpoint: "reidentify".into(),
+            params,
+            status,
+            count: found.len() as u64,
+            posts: Vec::new(),
+        };
+        let (seq, log) = log(config, access)
+            .context("the reidentify log cannot be written: nothing is shown")?;
+        if let Some(why) = refusal {
+            return Err(why.context(format!("logged as entry {seq} of {}", log.display())));
         }
-    };
-    let mut params = serde_json::Map::new();
-    params.insert("pseudonym".into(), pseudonym.into());
-    params.insert("os_user".into(), os_user.clone().into());
-    let access = Access {
-        time: Utc::now(),
-        user: Some(args.user.clone().unwrap_or(os_user)),
-        role: Some("admin".into()),
-        purpose: (!purpose.is_empty()).then(|| purpose.to_string()),
-        method: "GET".into(),
-        endpoint: "reidentify".into(),
-        params,
-        status,
-        count: found.len() as u64,
-        posts: Vec::new(),
-    };
-    let (seq, log) =
-        log(config, access).context("the reidentify log cannot be written: nothing is shown")?;
-    if let Some(why) = refusal {
-        return Err(why.context(format!("logged as entry {seq} of {}", log.display())));
+        for s in &found {
+            println!("{}", describe(s));
+        }
+        tracing::info!("logged as entry {seq} of {}", log.display());
+        Ok(())
     }
-    for s in &found {
-        println!("{}", describe(s));
-    }
-    tracing::info!("logged as entry {seq} of {}", log.display());
-    Ok(())
 }
 
 /// One line per handle: platform, handle and the days it was seen.
@@ -107,38 +105,11 @@ fn describe(s: &Sighting) -> String {
 }
 
 /// Appends `access` to the reidentify log and signs a checkpoint over it; returns its seq and
-/// the log file once durable.
+/// the log file once durable (see [`vigie_logs::reidentify`]).
 fn log(config: &Config, access: Access) -> Result<(u64, std::path::PathBuf)> {
-    let key = access_log::load_signing_key(&config.data_dir)?;
-    let dir = config.data_dir.join(REIDENTIFY_LOG_DIR);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let lock_path = dir.join("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    FileExt::lock_exclusive(&lock)
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .context("no runtime")?;
-    let written = runtime.block_on(async {
-        let log = AccessLog::builder(LogKind::Reidentify, &dir, key)
-            .options(LogOptions {
-                checkpoint_every: 1,
-            })
-            .heads_file(config.access_log_heads_file.clone())
-            .open()?;
-        let seq = log.append(access).await;
-        let closed = log.close().await;
-        Ok::<_, access_log::LogError>((seq?, closed.map(|_| log.path().to_path_buf())?))
-    })?;
-    drop(lock);
-    Ok(written)
+    Ok(reidentify::append(
+        &config.data_dir,
+        config.access_log_heads_file.clone(),
+        access,
+    )?)
 }

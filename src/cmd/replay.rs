@@ -20,20 +20,19 @@
 //!
 //! Replaying twice indexes each post once: the index upserts by Vigie id.
 
-use crate::config::Config;
+use super::ScorerChoice;
+use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::time::Instant;
-use vigie_index::{PostIndex, Upsert};
+use vigie_index::PostIndex;
 use vigie_ingest::replay::{self, Format, Speed};
 use vigie_ingest::{Item, Pseudonymiser};
+use vigie_pipeline::publish::{publish_batch, Published};
+use vigie_pipeline::{topics, Applied};
 use vigie_record::bus::Publisher;
-use vigie_record::{Deletion, Envelope, ScoreState};
-
-/// The raw topic, as `vigie analyse --input` reads it by default.
-pub const RAW_TOPIC: &str = "vigie.posts.raw";
 
 /// `vigie replay` arguments.
 #[derive(Args)]
@@ -59,204 +58,135 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "BROKERS")]
     pub brokers: Option<String>,
     /// Topic of raw posts (with --brokers).
-    #[arg(long, value_name = "TOPIC", default_value = RAW_TOPIC)]
+    #[arg(long, value_name = "TOPIC", default_value = topics::RAW)]
     pub topic: String,
     /// Partitions of the topic, when this command creates it (with --brokers).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = topics::DEFAULT_PARTITIONS)]
     pub partitions: i32,
 }
 
-/// What a replay did.
-#[derive(Debug, Default)]
-struct Summary {
-    /// Posts indexed, or published.
-    posts: usize,
-    alerts: usize,
-    not_scored: usize,
-    /// Deletions applied, or published.
-    deletions: usize,
-    /// Posts refused by the index: deleted at their source.
-    refused: usize,
+impl super::Cmd for ReplayArgs {
+    fn overrides(&self, o: &mut Overrides) {
+        o.model_dir = self.model_dir.clone();
+        o.index_dir = self.index.clone();
+    }
+
+    fn run(&self, config: &Config) -> Result<()> {
+        let args = self;
+        let started = Instant::now();
+        let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
+        let loaded = replay::load(&args.file, args.format, &pseudonymiser)
+            .with_context(|| format!("reading {}", args.file.display()))?;
+        for e in &loaded.rejected {
+            tracing::warn!("skipped: {e}");
+        }
+        let progress = super::progress(loaded.items.len(), format!("replaying at {}", args.speed));
+        let rejected = loaded.rejected.len();
+        match &args.brokers {
+            Some(brokers) => {
+                let summary = to_kafka(config, args, brokers, loaded.items, &progress)?;
+                progress.finish_and_clear();
+                tracing::info!(
+                    posts = summary.posts,
+                    deletions = summary.deletions,
+                    rejected,
+                    seconds = started.elapsed().as_secs_f32(),
+                    "replayed {} into {} at {brokers}",
+                    args.file.display(),
+                    args.topic
+                );
+                println!(
+                    "replayed {}: {} posts and {} deletions published to {} at {brokers}, {} lines rejected",
+                    args.file.display(),
+                    summary.posts,
+                    summary.deletions,
+                    args.topic,
+                    rejected
+                );
+            }
+            None => {
+                let index_dir = config.index_dir();
+                let summary = to_index(config, args, loaded.items, &progress)?;
+                progress.finish_and_clear();
+                tracing::info!(
+                    indexed = summary.posts,
+                    alerts = summary.alerts,
+                    not_scored = summary.not_scored,
+                    deletions = summary.deletions,
+                    refused = summary.refused,
+                    rejected,
+                    seconds = started.elapsed().as_secs_f32(),
+                    "replayed {} into {}",
+                    args.file.display(),
+                    index_dir.display()
+                );
+                println!(
+                    "replayed {}: {} posts indexed ({} alerts, {} not scored), {} deletions applied, {} posts refused as deleted at their source, {} lines rejected, into {}",
+                    args.file.display(),
+                    summary.posts,
+                    summary.alerts,
+                    summary.not_scored,
+                    summary.deletions,
+                    summary.refused,
+                    rejected,
+                    index_dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Runs the replay.
-pub fn run(config: &Config, args: &ReplayArgs) -> Result<()> {
-    let started = Instant::now();
-    let pseudonymiser: Pseudonymiser = config.pseudonymiser()?;
-    let loaded = replay::load(&args.file, args.format, &pseudonymiser)
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    for e in &loaded.rejected {
-        tracing::warn!("skipped: {e}");
-    }
-    let progress = ProgressBar::new(loaded.items.len() as u64).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} posts, {per_sec}, eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    progress.set_message(format!("replaying at {}", args.speed));
-    let rejected = loaded.rejected.len();
-    match &args.brokers {
-        Some(brokers) => {
-            let summary = to_kafka(config, args, brokers, loaded.items, &progress)?;
-            progress.finish_and_clear();
-            tracing::info!(
-                posts = summary.posts,
-                deletions = summary.deletions,
-                rejected,
-                seconds = started.elapsed().as_secs_f32(),
-                "replayed {} into {} at {brokers}",
-                args.file.display(),
-                args.topic
-            );
-            println!(
-                "replayed {}: {} posts and {} deletions published to {} at {brokers}, {} lines rejected",
-                args.file.display(),
-                summary.posts,
-                summary.deletions,
-                args.topic,
-                rejected
-            );
-        }
-        None => {
-            let index_dir = config.index_dir();
-            let summary = to_index(config, args, loaded.items, &progress)?;
-            progress.finish_and_clear();
-            tracing::info!(
-                indexed = summary.posts,
-                alerts = summary.alerts,
-                not_scored = summary.not_scored,
-                deletions = summary.deletions,
-                refused = summary.refused,
-                rejected,
-                seconds = started.elapsed().as_secs_f32(),
-                "replayed {} into {}",
-                args.file.display(),
-                index_dir.display()
-            );
-            println!(
-                "replayed {}: {} posts indexed ({} alerts, {} not scored), {} deletions applied, {} posts refused as deleted at their source, {} lines rejected, into {}",
-                args.file.display(),
-                summary.posts,
-                summary.alerts,
-                summary.not_scored,
-                summary.deletions,
-                summary.refused,
-                rejected,
-                index_dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The embedded pipeline: analyse each batch, apply it to the index in replay order, commit.
+/// The embedded pipeline ([`vigie_pipeline::embedded`]): analyse each batch, apply it to the
+/// index in replay order, commit.
 fn to_index(
     config: &Config,
     args: &ReplayArgs,
     items: Vec<Item>,
     progress: &ProgressBar,
-) -> Result<Summary> {
-    let analyser = crate::analyser(config)?;
+) -> Result<Applied> {
+    let analyser = super::analyser(config, ScorerChoice::Model)?;
     let index = PostIndex::open(&config.index_dir())?;
-    let mut writer = index
-        .writer()
-        .context("cannot open the index for writing")?;
-    let mut summary = Summary::default();
-    replay::play_now(
+    Ok(vigie_pipeline::embedded::replay_into_index(
         items,
         args.speed,
         config.batch_size,
-        |batch: Vec<Item>| -> Result<()> {
-            let n = batch.len() as u64;
-            // Posts are analysed together, then every item is applied in replay order.
-            let mut envelopes: Vec<Envelope> = Vec::with_capacity(batch.len());
-            let mut steps: Vec<Option<Deletion>> = Vec::with_capacity(batch.len());
-            for item in batch {
-                match item {
-                    // Deleted in an earlier commit: not worth the model's time.
-                    Item::Post(e) if writer.is_deleted(e.post.id.as_str())? => summary.refused += 1,
-                    Item::Post(e) => {
-                        envelopes.push(*e);
-                        steps.push(None);
-                    }
-                    Item::Delete(t) => steps.push(Some(Deletion::from(*t))),
-                }
-            }
-            analyser.analyse(&mut envelopes)?;
-            let mut posts = envelopes.iter();
-            for step in &steps {
-                if let Some(deletion) = step {
-                    writer.delete(deletion)?;
-                    summary.deletions += 1;
-                    continue;
-                }
-                let Some(e) = posts.next() else { continue };
-                if writer.upsert(e)? == Upsert::Deleted {
-                    summary.refused += 1;
-                    continue;
-                }
-                summary.posts += 1;
-                match &e.scoring {
-                    Some(s) if s.state == ScoreState::NotScored => summary.not_scored += 1,
-                    Some(s) if s.danger() >= config.alert_threshold => summary.alerts += 1,
-                    _ => {}
-                }
-            }
-            writer.commit(None)?;
-            progress.inc(n);
-            Ok(())
-        },
-    )?;
-    Ok(summary)
+        &analyser,
+        config.alert_threshold,
+        &index,
+        |n| progress.inc(n as u64),
+    )?)
 }
 
 /// Publishes each batch to the raw topic, keyed by Vigie id, and waits for every
-/// acknowledgement before the progress advances.
+/// acknowledgement before the progress advances ([`vigie_pipeline::publish`]).
 fn to_kafka(
     config: &Config,
     args: &ReplayArgs,
     brokers: &str,
     items: Vec<Item>,
     progress: &ProgressBar,
-) -> Result<Summary> {
+) -> Result<Published> {
     let runtime = tokio::runtime::Runtime::new()?;
     let bus = config.bus(brokers);
     runtime
         .block_on(bus.ensure_topics(&[&args.topic], args.partitions))
         .with_context(|| format!("cannot reach topic {} at {brokers}", args.topic))?;
     let publisher = Publisher::new(&bus, &args.topic)?;
-    let mut summary = Summary::default();
+    let mut published = Published::default();
     replay::play_now(
         items,
         args.speed,
         config.batch_size,
         |batch: Vec<Item>| -> Result<()> {
-            let messages: Vec<(String, Vec<u8>)> = batch
-                .iter()
-                .map(|item| match item {
-                    Item::Post(e) => (e.post.id.to_string(), e.to_json()),
-                    Item::Delete(t) => (t.id.to_string(), Deletion::from((**t).clone()).to_json()),
-                })
-                .collect();
-            runtime.block_on(async {
-                // Polled in order, so queued in order; awaited together.
-                let sends = messages
-                    .iter()
-                    .map(|(key, value)| publisher.send(key, value));
-                for sent in futures_util::future::join_all(sends).await {
-                    sent.with_context(|| format!("publishing to {}", args.topic))?;
-                }
-                anyhow::Ok(())
-            })?;
-            for item in &batch {
-                match item {
-                    Item::Post(_) => summary.posts += 1,
-                    Item::Delete(_) => summary.deletions += 1,
-                }
-            }
+            let p = runtime
+                .block_on(publish_batch(&publisher, &batch))
+                .with_context(|| format!("publishing to {}", args.topic))?;
+            published.posts += p.posts;
+            published.deletions += p.deletions;
             progress.inc(batch.len() as u64);
             Ok(())
         },
     )?;
-    Ok(summary)
+    Ok(published)
 }

@@ -28,36 +28,38 @@ pub enum SourcesCommand {
     },
 }
 
-/// Runs a `vigie sources` subcommand.
-pub fn run(config: &Config, command: &SourcesCommand) -> Result<()> {
-    let SourcesCommand::Status { sources, json } = command;
-    let store = StateStore::in_data_dir(&config.data_dir);
-    let mut states = store.list()?;
-    if sources.is_file() {
-        for s in SourcesConfig::load(sources)?.sources {
-            if !states.iter().any(|st| st.name == s.name()) {
-                states.push(SourceState {
-                    name: s.name().to_string(),
-                    kind: s.kind().to_string(),
-                    ..Default::default()
-                });
+impl super::Cmd for SourcesCommand {
+    fn run(&self, config: &Config) -> Result<()> {
+        let command = self;
+        let SourcesCommand::Status { sources, json } = command;
+        let store = StateStore::in_data_dir(&config.data_dir);
+        let mut states = store.list()?;
+        if sources.is_file() {
+            for s in SourcesConfig::load(sources)?.sources {
+                if !states.iter().any(|st| st.name == s.name()) {
+                    states.push(SourceState {
+                        name: s.name().to_string(),
+                        kind: s.kind().to_string(),
+                        ..Default::default()
+                    });
+                }
             }
         }
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&states)?);
+            return Ok(());
+        }
+        if states.is_empty() {
+            println!(
+                "no source has run yet (cursors in {})",
+                store.dir().display()
+            );
+        }
+        for state in &states {
+            print!("{}", describe(state));
+        }
+        Ok(())
     }
-    if *json {
-        println!("{}", serde_json::to_string_pretty(&states)?);
-        return Ok(());
-    }
-    if states.is_empty() {
-        println!(
-            "no source has run yet (cursors in {})",
-            store.dir().display()
-        );
-    }
-    for state in &states {
-        print!("{}", describe(state));
-    }
-    Ok(())
 }
 
 /// The human-readable status of one source.

@@ -25,37 +25,39 @@ pub enum UsersCommand {
     List,
 }
 
-/// Runs a `vigie users` command.
-pub fn run(config: &Config, command: &UsersCommand) -> Result<()> {
-    let file = config.data_dir.join(USERS_FILE);
-    match command {
-        UsersCommand::Add { name, role } => {
-            let role: Role = role.parse()?;
-            let token = users::add_user(&file, name, role)?;
-            eprintln!(
-                "added `{name}` ({role}) to {}; its token follows, shown this once:",
-                file.display()
-            );
-            println!("{token}");
-        }
-        UsersCommand::Remove { name } => {
-            let user = users::remove_user(&file, name)?;
-            println!("removed `{}` ({})", user.name, user.role);
-        }
-        UsersCommand::List => {
-            let all = users::list_users(&file)?;
-            if all.is_empty() {
-                eprintln!("no users in {}", file.display());
-            }
-            for u in all {
-                println!(
-                    "{:<24} {:<13} added {}",
-                    u.name,
-                    u.role.as_str(),
-                    u.created.format("%Y-%m-%d %H:%M UTC")
+impl super::Cmd for UsersCommand {
+    fn run(&self, config: &Config) -> Result<()> {
+        let command = self;
+        let file = config.data_dir.join(USERS_FILE);
+        match command {
+            UsersCommand::Add { name, role } => {
+                let role: Role = role.parse()?;
+                let token = users::add_user(&file, name, role)?;
+                eprintln!(
+                    "added `{name}` ({role}) to {}; its token follows, shown this once:",
+                    file.display()
                 );
+                println!("{token}");
+            }
+            UsersCommand::Remove { name } => {
+                let user = users::remove_user(&file, name)?;
+                println!("removed `{}` ({})", user.name, user.role);
+            }
+            UsersCommand::List => {
+                let all = users::list_users(&file)?;
+                if all.is_empty() {
+                    eprintln!("no users in {}", file.display());
+                }
+                for u in all {
+                    println!(
+                        "{:<24} {:<13} added {}",
+                        u.name,
+                        u.role.as_str(),
+                        u.created.format("%Y-%m-%d %H:%M UTC")
+                    );
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -1,49 +1,18 @@
-//! The analyse worker's backpressure against a real broker (tansu, started by the helpers of
-//! `tests/common`): with a scorer much slower than the broker and a backlog of thousands of
-//! posts, the messages the worker holds never exceed its configured bound, every post is
-//! scored and published once, and the metrics say so. (Here rather than in `tests/`, because
-//! the stages live in the binary and the test needs a scorer of its own.)
+//! The stages against a real broker (tansu, [`LocalBroker`]): the analyse worker's
+//! backpressure with a scorer much slower than the broker, and dead letters too large to
+//! publish.
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
-// The helpers of `tests/common` also run the `vigie` binary, whose path cargo gives only to
-// integration tests: here, where none of those helpers is called, it is left empty.
-macro_rules! env {
-    ("CARGO_BIN_EXE_vigie") => {
-        ""
-    };
-    ($name:literal) => {
-        ::std::env!($name)
-    };
-}
-
-#[path = "../../tests/common/mod.rs"]
-pub(super) mod common;
-
-use super::metrics::Metrics;
-use super::{run_analyser, AnalyserConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use vigie_analyse::{AnalyseError, Analyser, Scorer, Scores};
-use vigie_record::bus::{BusConfig, Publisher};
-
-/// Scores every text 0.1 after sleeping `per_call`: a model slower than the broker.
-struct SlowScorer {
-    per_call: Duration,
-}
-
-impl Scorer for SlowScorer {
-    fn model_id(&self) -> &str {
-        "slow-test-scorer"
-    }
-
-    fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
-        std::thread::sleep(self.per_call);
-        Ok(texts
-            .iter()
-            .map(|_| BTreeMap::from([("danger".to_string(), 0.1)]))
-            .collect())
-    }
-}
+use vigie_analyse::{Analyser, SlowScorer};
+use vigie_pipeline::deadletter::dead_letter;
+use vigie_pipeline::metrics::Metrics;
+use vigie_pipeline::{run_analyser, topics, AnalyserConfig};
+use vigie_record::broker::LocalBroker;
+use vigie_record::bus::{BusConfig, Delivery, Publisher, Subscriber};
+use vigie_record::KafkaCoords;
 
 /// The value of the series whose line starts with `series` (name and labels).
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -81,14 +50,17 @@ fn messages_in(broker: &str, topic: &str, partitions: i32) -> i64 {
         .sum()
 }
 
+/// With a scorer much slower than the broker and a backlog of thousands of posts, the messages
+/// the worker holds never exceed its configured bound, every post is scored and published once,
+/// and the metrics say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_model_holds_no_more_than_the_bound_while_thousands_wait() {
     const N: usize = 3000;
     const PARTITIONS: i32 = 2;
-    let broker = common::Broker::start();
+    let broker = LocalBroker::start().unwrap();
     // One message per record batch (tansu; see tests/kafka_index.rs).
-    let bus = BusConfig::new(&broker.address).set("batch.num.messages", "1");
-    let topics = ["vigie.posts.raw", "vigie.posts.scored", "vigie.deadletter"];
+    let bus = BusConfig::new(broker.address()).set("batch.num.messages", "1");
+    let topics = topics::PIPELINE;
     bus.ensure_topics(&topics, PARTITIONS).await.unwrap();
     let raw = Publisher::new(&bus, topics[0]).unwrap();
     let posts: Vec<_> = (0..N)
@@ -119,9 +91,7 @@ async fn a_slow_model_holds_no_more_than_the_bound_while_thousands_wait() {
     assert_eq!(bound, (2 * 2 + 3) * 16);
     // 30 ms per batch of 16: about 530 posts/s, far slower than the broker delivers.
     let analyser = Analyser::new(
-        SlowScorer {
-            per_call: Duration::from_millis(30),
-        },
+        SlowScorer::new(Duration::from_millis(30)),
         vigie_analyse::AnalyserConfig {
             batch_size: 16,
             ..Default::default()
@@ -197,8 +167,67 @@ async fn a_slow_model_holds_no_more_than_the_bound_while_thousands_wait() {
         "{batches} batches"
     );
     assert_eq!(
-        messages_in(&broker.address, topics[1], PARTITIONS),
+        messages_in(broker.address(), topics[1], PARTITIONS),
         N as i64,
         "every post published scored, once"
     );
+}
+
+fn delivery(offset: i64, payload: Vec<u8>) -> Delivery {
+    Delivery {
+        coords: KafkaCoords {
+            topic: "vigie.posts.raw".into(),
+            partition: 0,
+            offset,
+        },
+        key: Some(format!("key-{offset}").into_bytes()),
+        payload,
+        headers: Vec::new(),
+    }
+}
+
+fn header<'a>(letter: &'a Delivery, name: &str) -> &'a str {
+    letter
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no header {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_too_large_to_publish_is_sent_without_its_value_and_the_next_one_whole() {
+    let broker = LocalBroker::start().unwrap();
+    let bus = BusConfig::new(broker.address());
+    bus.ensure_topics(&["dead"], 1).await.unwrap();
+    // A producer that refuses messages over 100 kB, as a topic with a lower limit would.
+    let small = bus.clone().set("message.max.bytes", "100000");
+    let dead = Publisher::new(&small, "dead").unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    dead_letter(&dead, &delivery(1, big.clone()), "too big")
+        .await
+        .unwrap();
+    dead_letter(&dead, &delivery(2, b"not json {".to_vec()), "invalid")
+        .await
+        .unwrap();
+
+    let reader = Subscriber::new(&bus, "test-dead", &["dead"]).unwrap();
+    let mut letters = Vec::new();
+    while letters.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(60), reader.next());
+        letters.push(next.await.expect("a dead letter").unwrap());
+    }
+    letters.sort_by_key(|l| l.key.clone());
+    let (first, second) = (&letters[0], &letters[1]);
+    assert!(first.payload.is_empty(), "sent without its value");
+    assert_eq!(header(first, "vigie-kept-bytes"), "0");
+    assert_eq!(header(first, "vigie-original-length"), "300000");
+    assert_eq!(
+        header(first, "vigie-original-sha256"),
+        vigie_record::content_sha256(&big)
+    );
+    assert_eq!(header(first, "vigie-reason"), "too big");
+    assert_eq!(header(first, "vigie-source-offset"), "1");
+    assert_eq!(second.payload, b"not json {");
+    assert_eq!(header(second, "vigie-kept-bytes"), "10");
 }

@@ -1,36 +1,110 @@
 //! `vigie bench search`: search latency and throughput over real HTTP on 127.0.0.1.
 //!
-//! Builds a synthetic index of `--docs` posts (English and French texts drawn from a fixed
+//! Builds a synthetic index of [`SearchBench::docs`] posts (English and French texts drawn from a fixed
 //! vocabulary and filler words, one in 20 a repost; pre-set scores, times over 30 days; no
 //! model needed), serves it on a loopback
-//! port, and runs `--clients` concurrent tokio clients, each on its own keep-alive HTTP/1.1
+//! port, and runs [`SearchBench::clients`] concurrent tokio clients, each on its own keep-alive HTTP/1.1
 //! connection, sending `GET /v1/search` with a rotating set of queries, filters and orders for
-//! `--duration`. It does this twice: with the access log on (every request appended and fsynced
+//! [`SearchBench::duration`]. It does this twice: with the access log on (every request appended and fsynced
 //! before its answer, as in production) and off (the same routes, tokens and roles, no log).
 //! Each run is preceded by an unmeasured warm-up (a fifth of `--duration`, 1 to 5 s).
 //! Reports p50 / p99 / max latency and requests per second for each, and checks that the log
 //! holds one intact entry per request answered. Bounded: at most 1,000,000 docs, 256 clients,
 //! 120 s per run; loopback only.
 
-use crate::config::Config;
-use anyhow::{Context, Result};
+use crate::users::{self, Role, UserError};
+use crate::{AppState, IndexWork, ReviewStore, UserStore};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vigie_api::access_log::{self, AccessLog, LogOptions};
-use vigie_api::users::{self, Role};
-use vigie_api::{AppState, ReviewStore, UserStore};
-use vigie_index::PostIndex;
+use vigie_index::{IndexError, PostIndex};
+use vigie_logs::access_log::{self, AccessLog, LogError, LogOptions};
 use vigie_record::{
     content_sha256, Envelope, Ingestor, Post, Provenance, ScoreState, Scoring, VigieId,
 };
 
-/// Command-line limits.
-const MAX_DOCS: usize = 1_000_000;
-const MAX_CLIENTS: usize = 256;
-const MAX_DURATION: Duration = Duration::from_secs(120);
+/// Why the bench could not run, or found the server at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// An argument out of its bounds.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The synthetic index could not be built or opened.
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+    /// The access log could not be written, or is not intact after the run.
+    #[error("access log: {0}")]
+    Log(#[from] LogError),
+    /// The bench user could not be made.
+    #[error("users: {0}")]
+    Users(#[from] UserError),
+    /// The reviews file could not be opened.
+    #[error("reviews: {0}")]
+    Reviews(#[from] crate::reviews::ReviewError),
+    /// The server answered something that is not HTTP, or the log disagrees with the answers.
+    #[error("{0}")]
+    Server(String),
+    /// A client task failed.
+    #[error("client task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The result of the bench's operations.
+type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+/// An I/O error's context.
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Io { what, source }
+}
+
+/// How the bench runs.
+#[derive(Debug, Clone)]
+pub struct SearchBench {
+    /// Posts in the synthetic index (at most [`MAX_DOCS`]).
+    pub docs: usize,
+    /// Concurrent clients, one keep-alive connection each (at most [`MAX_CLIENTS`]).
+    pub clients: usize,
+    /// How long each run (log on, log off) lasts (at most [`MAX_DURATION`]).
+    pub duration: Duration,
+    /// Where it works: the index there is reused when it already holds `docs` posts (else
+    /// rebuilt); the users and access logs there are made afresh.
+    pub work_dir: PathBuf,
+}
+
+/// What the bench measured.
+#[derive(Debug)]
+pub struct SearchReport {
+    /// Posts in the index searched.
+    pub docs: u64,
+    /// Where the index is.
+    pub index_dir: PathBuf,
+    /// How long opening (or building) the index took.
+    pub index_seconds: f64,
+    /// The run with the access log on.
+    pub logged: Figures,
+    /// The run with it off.
+    pub unlogged: Figures,
+    /// Entries of the access log after the logged run (warm-up included), checked intact.
+    pub log_entries: u64,
+}
+
+/// Most posts in the synthetic index.
+pub const MAX_DOCS: usize = 1_000_000;
+/// Most concurrent clients.
+pub const MAX_CLIENTS: usize = 256;
+/// Longest run.
+pub const MAX_DURATION: Duration = Duration::from_secs(120);
 
 const EN: &[&str] = &[
     "fire",
@@ -157,7 +231,7 @@ fn synthetic(
     t0: chrono::DateTime<chrono::Utc>,
     recent: &mut Vec<String>,
 ) -> Envelope {
-    let french = n % 3 == 0;
+    let french = n.is_multiple_of(3);
     let vocab = if french { FR } else { EN };
     let text = if n % 20 == 19 && !recent.is_empty() {
         format!("RT {}", recent[rng.below(recent.len())])
@@ -234,23 +308,32 @@ fn build_index(dir: &Path, docs: usize) -> Result<PostIndex> {
 async fn get(stream: &mut TcpStream, path: &str, token: &str, buf: &mut Vec<u8>) -> Result<u16> {
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(io("sending a request"))?;
     buf.clear();
     let mut chunk = [0u8; 16 * 1024];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "server closed the connection");
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(io("reading an answer"))?;
+        if n == 0 {
+            return Err(BenchError::Server("server closed the connection".into()));
+        }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = std::str::from_utf8(&buf[..head_end]).context("response head")?;
+    let bad = |what: &str| BenchError::Server(format!("the answer's {what} is not HTTP"));
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| bad("head"))?;
     let status: u16 = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .context("status line")?;
+        .ok_or_else(|| bad("status line"))?;
     let length: usize = head
         .lines()
         .find_map(|l| {
@@ -258,10 +341,17 @@ async fn get(stream: &mut TcpStream, path: &str, token: &str, buf: &mut Vec<u8>)
             k.eq_ignore_ascii_case("content-length")
                 .then(|| v.trim().parse().ok())?
         })
-        .context("the answer has no content-length")?;
+        .ok_or_else(|| bad("content-length"))?;
     while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "server closed the connection mid-body");
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(io("reading an answer"))?;
+        if n == 0 {
+            return Err(BenchError::Server(
+                "server closed the connection mid-body".into(),
+            ));
+        }
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok(status)
@@ -279,15 +369,22 @@ fn cpu_time() -> Duration {
 }
 
 /// One run's figures.
-struct Figures {
-    requests: usize,
-    errors: usize,
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Requests answered.
+    pub requests: usize,
+    /// Answers other than 200.
+    pub errors: usize,
     /// CPU time of the whole process (server and clients) per request.
-    cpu_per_request: Duration,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-    rps: f64,
+    pub cpu_per_request: Duration,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+    /// Slowest request.
+    pub max: Duration,
+    /// Requests per second.
+    pub rps: f64,
 }
 
 async fn hammer(
@@ -303,8 +400,10 @@ async fn hammer(
     for c in 0..clients {
         let token = token.to_string();
         tasks.push(tokio::spawn(async move {
-            let mut stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .map_err(io(format!("connecting to {addr}")))?;
+            stream.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
             let mut buf = Vec::new();
             let mut latencies = Vec::new();
             let mut errors = 0usize;
@@ -322,7 +421,7 @@ async fn hammer(
                     errors += 1;
                 }
             }
-            Ok::<_, anyhow::Error>((latencies, errors))
+            Ok::<_, BenchError>((latencies, errors))
         }));
     }
     let mut all = Vec::new();
@@ -356,37 +455,58 @@ fn warmup(duration: Duration) -> Duration {
     (duration / 5).clamp(Duration::from_secs(1), Duration::from_secs(5))
 }
 
-fn print(label: &str, f: &Figures) {
-    println!(
-        "{label:<16} {:>8} requests  {:>6} errors  {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  cpu {:>5.2} ms/req",
-        f.requests,
-        f.errors,
-        f.rps,
-        f.p50.as_secs_f64() * 1e3,
-        f.p99.as_secs_f64() * 1e3,
-        f.max.as_secs_f64() * 1e3,
-        f.cpu_per_request.as_secs_f64() * 1e3
-    );
+impl std::fmt::Display for SearchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (label, figures) in [
+            ("access log on", &self.logged),
+            ("access log off", &self.unlogged),
+        ] {
+            writeln!(
+                f,
+                "{label:<16} {:>8} requests  {:>6} errors  {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  cpu {:>5.2} ms/req",
+                figures.requests,
+                figures.errors,
+                figures.rps,
+                figures.p50.as_secs_f64() * 1e3,
+                figures.p99.as_secs_f64() * 1e3,
+                figures.max.as_secs_f64() * 1e3,
+                figures.cpu_per_request.as_secs_f64() * 1e3
+            )?;
+        }
+        writeln!(
+            f,
+            "                 access log: {} entries, intact, one per request answered \
+             (warm-up included)",
+            self.log_entries
+        )
+    }
 }
 
-/// Runs the benchmark: `docs` posts, `clients` connections, `duration` per run. Works in
-/// `<data_dir>/bench/`: the index there is reused when it already holds `docs` posts (else
-/// rebuilt); the users and access logs there are made afresh.
-pub fn run(config: &Config, docs: usize, clients: usize, duration: Duration) -> Result<()> {
-    anyhow::ensure!(
-        (1..=MAX_DOCS).contains(&docs),
-        "--docs must be 1..={MAX_DOCS}"
-    );
-    anyhow::ensure!(
-        (1..=MAX_CLIENTS).contains(&clients),
-        "--clients must be 1..={MAX_CLIENTS}"
-    );
-    anyhow::ensure!(
-        duration > Duration::ZERO && duration <= MAX_DURATION,
-        "--duration must be at most {}s",
-        MAX_DURATION.as_secs()
-    );
-    let root = config.data_dir.join("bench");
+/// Runs the benchmark (see the module doc); prints its progress on stdout.
+pub fn run(bench: &SearchBench) -> Result<SearchReport> {
+    let SearchBench {
+        docs,
+        clients,
+        duration,
+        ..
+    } = *bench;
+    if !(1..=MAX_DOCS).contains(&docs) {
+        return Err(BenchError::Invalid(format!(
+            "--docs must be 1..={MAX_DOCS}"
+        )));
+    }
+    if !(1..=MAX_CLIENTS).contains(&clients) {
+        return Err(BenchError::Invalid(format!(
+            "--clients must be 1..={MAX_CLIENTS}"
+        )));
+    }
+    if duration == Duration::ZERO || duration > MAX_DURATION {
+        return Err(BenchError::Invalid(format!(
+            "--duration must be at most {}s",
+            MAX_DURATION.as_secs()
+        )));
+    }
+    let root = &bench.work_dir;
     let index_dir = root.join("index");
     let started = Instant::now();
     // An index of another size, or of an older schema, is rebuilt.
@@ -395,26 +515,26 @@ pub fn run(config: &Config, docs: usize, clients: usize, duration: Duration) -> 
         _ => {
             if index_dir.exists() {
                 std::fs::remove_dir_all(&index_dir)
-                    .with_context(|| format!("removing {}", index_dir.display()))?;
+                    .map_err(io(format!("removing {}", index_dir.display())))?;
             }
             build_index(&index_dir, docs)?
         }
     };
+    let index_seconds = started.elapsed().as_secs_f64();
     println!(
-        "index: {} posts in {} ({:.1} s)",
+        "index: {} posts in {} ({index_seconds:.1} s)",
         index.num_docs(),
         index_dir.display(),
-        started.elapsed().as_secs_f64()
     );
     let data = root.join("data");
     if data.exists() {
-        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+        std::fs::remove_dir_all(&data).map_err(io(format!("removing {}", data.display())))?;
     }
-    std::fs::create_dir_all(&data)?;
+    std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
     access_log::init_keys(&data)?;
     let users_file = data.join(users::USERS_FILE);
     let token = users::add_user(&users_file, "bench", Role::Analyst)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = tokio::runtime::Runtime::new().map_err(io("starting a runtime"))?;
     runtime.block_on(async {
         println!(
             "{clients} clients, {} s per run after {} s of warm-up, GET /v1/search over \
@@ -422,6 +542,8 @@ pub fn run(config: &Config, docs: usize, clients: usize, duration: Duration) -> 
             duration.as_secs_f64(),
             warmup(duration).as_secs_f64()
         );
+        let mut runs = Vec::new();
+        let mut log_entries = 0;
         for logged in [true, false] {
             let log = AccessLog::open(
                 &data.join(format!("access-log-{logged}")),
@@ -434,52 +556,59 @@ pub fn run(config: &Config, docs: usize, clients: usize, duration: Duration) -> 
                 users: UserStore::open(&users_file)?,
                 reviews: ReviewStore::open(&data.join("reviews.jsonl"))?,
                 alert_threshold: 0.5,
-                work: vigie_api::IndexWork::default(),
+                work: IndexWork::default(),
             };
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(io("listening on 127.0.0.1"))?;
+            let addr = listener
+                .local_addr()
+                .map_err(io("listening on 127.0.0.1"))?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let shutdown = async {
                 let _ = stopped.await;
             };
             let server = if logged {
-                tokio::spawn(vigie_api::serve(listener, state, shutdown))
+                tokio::spawn(crate::serve(listener, state, shutdown))
             } else {
-                tokio::spawn(vigie_api::serve_without_access_log(
-                    listener, state, shutdown,
-                ))
+                tokio::spawn(crate::serve_without_access_log(listener, state, shutdown))
             };
             // Warm the page cache, the searchers' caches and the connections first: the figures
             // are of a server in its steady state, whichever run comes first.
             let warm = hammer(addr, &token, clients, warmup(duration)).await?;
             let figures = hammer(addr, &token, clients, duration).await?;
             let _ = stop.send(());
-            server.await??;
-            print(
-                if logged {
-                    "access log on"
-                } else {
-                    "access log off"
-                },
-                &figures,
-            );
+            server.await?.map_err(io("the server"))?;
             if logged {
-                let bytes = std::fs::read(log.path())?;
-                let report = access_log::verify_log(&bytes, &log.verifying_key())
-                    .map_err(|t| anyhow::anyhow!("the access log is not intact: {t}"))?;
+                let bytes = std::fs::read(log.path())
+                    .map_err(io(format!("reading {}", log.path().display())))?;
+                let report = access_log::verify_log(&bytes, &log.verifying_key()).map_err(|t| {
+                    BenchError::Server(format!("the access log is not intact: {t}"))
+                })?;
                 let answered = warm.requests + figures.requests;
-                anyhow::ensure!(
-                    report.last == answered as u64,
-                    "the access log holds {} entries for {answered} requests answered",
-                    report.last
-                );
-                println!(
-                    "                 access log: {} entries, intact, one per request answered \
-                     (warm-up included)",
-                    report.last
-                );
+                if report.last != answered as u64 {
+                    return Err(BenchError::Server(format!(
+                        "the access log holds {} entries for {answered} requests answered",
+                        report.last
+                    )));
+                }
+                log_entries = report.last;
             }
+            runs.push(figures);
         }
-        Ok(())
+        let unlogged = runs
+            .pop()
+            .ok_or_else(|| BenchError::Server("no run".into()))?;
+        let logged = runs
+            .pop()
+            .ok_or_else(|| BenchError::Server("no run".into()))?;
+        Ok(SearchReport {
+            docs: index.num_docs(),
+            index_dir: index_dir.clone(),
+            index_seconds,
+            logged,
+            unlogged,
+            log_entries,
+        })
     })
 }

@@ -25,7 +25,7 @@
 //! published before the commit that moves past its message, so after a crash it may be
 //! published twice, never lost.
 
-use anyhow::Result;
+use crate::error::Result;
 use vigie_record::bus::{Delivery, Publisher};
 
 /// Most bytes of the original value a dead letter keeps.
@@ -36,7 +36,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Publishes `d` to the dead-letter topic with `reason`, its source coordinates and the length
 /// and SHA-256 of its value as headers, its value capped at [`MAX_VALUE_BYTES`].
-pub(crate) async fn dead_letter(dead: &Publisher, d: &Delivery, reason: &str) -> Result<()> {
+pub async fn dead_letter(dead: &Publisher, d: &Delivery, reason: &str) -> Result<()> {
     tracing::warn!(coords = ?d.coords, bytes = d.payload.len(), "dead letter: {reason}");
     let kept = &d.payload[..d.payload.len().min(MAX_VALUE_BYTES)];
     match send(dead, d, reason, kept).await {
@@ -79,72 +79,4 @@ async fn send(
     )
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::stages::tests::common::Broker;
-    use std::time::Duration;
-    use vigie_record::bus::{BusConfig, Subscriber};
-    use vigie_record::KafkaCoords;
-
-    fn delivery(offset: i64, payload: Vec<u8>) -> Delivery {
-        Delivery {
-            coords: KafkaCoords {
-                topic: "vigie.posts.raw".into(),
-                partition: 0,
-                offset,
-            },
-            key: Some(format!("key-{offset}").into_bytes()),
-            payload,
-            headers: Vec::new(),
-        }
-    }
-
-    fn header<'a>(letter: &'a Delivery, name: &str) -> &'a str {
-        letter
-            .headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no header {name}"))
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_letter_too_large_to_publish_is_sent_without_its_value_and_the_next_one_whole() {
-        let broker = Broker::start();
-        let bus = BusConfig::new(&broker.address);
-        bus.ensure_topics(&["dead"], 1).await.unwrap();
-        // A producer that refuses messages over 100 kB, as a topic with a lower limit would.
-        let small = bus.clone().set("message.max.bytes", "100000");
-        let dead = Publisher::new(&small, "dead").unwrap();
-        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        dead_letter(&dead, &delivery(1, big.clone()), "too big")
-            .await
-            .unwrap();
-        dead_letter(&dead, &delivery(2, b"not json {".to_vec()), "invalid")
-            .await
-            .unwrap();
-
-        let reader = Subscriber::new(&bus, "test-dead", &["dead"]).unwrap();
-        let mut letters = Vec::new();
-        while letters.len() < 2 {
-            let next = tokio::time::timeout(Duration::from_secs(60), reader.next());
-            letters.push(next.await.expect("a dead letter").unwrap());
-        }
-        letters.sort_by_key(|l| l.key.clone());
-        let (first, second) = (&letters[0], &letters[1]);
-        assert!(first.payload.is_empty(), "sent without its value");
-        assert_eq!(header(first, "vigie-kept-bytes"), "0");
-        assert_eq!(header(first, "vigie-original-length"), "300000");
-        assert_eq!(
-            header(first, "vigie-original-sha256"),
-            vigie_record::content_sha256(&big)
-        );
-        assert_eq!(header(first, "vigie-reason"), "too big");
-        assert_eq!(header(first, "vigie-source-offset"), "1");
-        assert_eq!(second.payload, b"not json {");
-        assert_eq!(header(second, "vigie-kept-bytes"), "10");
-    }
 }

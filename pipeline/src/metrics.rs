@@ -351,12 +351,14 @@ pub async fn serve(
 
 /// Serves `metrics` on `addr`, when there is one, in a task of its own for as long as the
 /// process runs; prints `metrics on http://ADDR/metrics` on stdout (for scripts and tests).
-pub async fn start(addr: Option<&str>, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+pub async fn start(addr: Option<&str>, metrics: Arc<Metrics>) -> crate::Result<()> {
     let Some(addr) = addr else { return Ok(()) };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /metrics: {e}"))?;
-    let local = listener.local_addr()?;
+    let io = |source| crate::StageError::Io {
+        what: format!("cannot listen on {addr} for /metrics"),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
+    let local = listener.local_addr().map_err(io)?;
     println!("metrics on http://{local}/metrics");
     tracing::info!("serving /metrics on http://{local}/metrics");
     tokio::spawn(async move {

@@ -1,26 +1,5 @@
-//! The Kafka stages of the pipeline: the analyse worker (`analyser`) and the indexer
-//! (`indexer`), and what they share: batching reads and dead letters.
-//!
-//! ## Dead letters
-//! A message that is not a valid envelope (or, for the analyse worker, is over a size limit) is
-//! published to `vigie.deadletter` with its original bytes (at most 512 KiB of them) as the
-//! value and the reason, source coordinates, length and SHA-256 as headers, and the stage goes
-//! on (`deadletter`). A dead letter is published before the commit that moves past its message,
-//! so after a crash it may be published twice, never lost.
+//! Reading a batch from a topic, as both stages do.
 
-mod analyser;
-mod deadletter;
-mod indexer;
-pub mod metrics;
-#[cfg(test)]
-mod tests;
-
-pub(crate) use deadletter::dead_letter;
-
-pub use analyser::{run_analyser, AnalyserConfig};
-pub use indexer::{run_indexer, stats, IndexerConfig, IndexerRetention};
-
-use anyhow::Result;
 use std::time::Duration;
 use vigie_record::bus::{Delivery, Subscriber};
 
@@ -32,13 +11,13 @@ pub(crate) async fn collect(
     max: usize,
     linger: Duration,
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-) -> Result<(Vec<Delivery>, bool)> {
+) -> (Vec<Delivery>, bool) {
     let mut batch = Vec::new();
     let deadline = tokio::time::sleep(linger);
     tokio::pin!(deadline);
     while batch.len() < max {
         tokio::select! {
-            _ = shutdown.as_mut() => return Ok((batch, true)),
+            _ = shutdown.as_mut() => return (batch, true),
             _ = &mut deadline, if !batch.is_empty() => break,
             next = subscriber.next() => match next {
                 Ok(d) => batch.push(d),
@@ -49,5 +28,5 @@ pub(crate) async fn collect(
             },
         }
     }
-    Ok((batch, false))
+    (batch, false)
 }

@@ -48,9 +48,10 @@
 //! that names the size and the limit, and the posts around them go on. One huge post can thus
 //! neither stall the model nor blow up a batch's memory.
 
-use super::metrics::StageMetrics;
-use super::{collect, dead_letter};
-use anyhow::Result;
+use crate::collect::collect;
+use crate::deadletter::dead_letter;
+use crate::error::Result;
+use crate::metrics::StageMetrics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -270,7 +271,7 @@ async fn consume(
     tokio::pin!(shutdown);
     loop {
         let (messages, stopping) =
-            collect(&subscriber, config.batch, config.linger, &mut shutdown).await?;
+            collect(&subscriber, config.batch, config.linger, &mut shutdown).await;
         if !messages.is_empty() {
             config.metrics.received(messages.len());
             let decoding = Instant::now();

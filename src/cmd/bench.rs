@@ -1,0 +1,166 @@
+//! `vigie bench`: the numbers that matter, measured by a command anyone can rerun.
+
+use crate::cmd::ScorerChoice;
+use crate::config::Config;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+use vigie_pipeline::bench::{self, BenchSettings, ScorerKind};
+
+/// `vigie bench ...`
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// End-to-end posts/s of the Kafka pipeline (publish, analyse, index) and the time per
+    /// stage, with the classifier and with a no-op scorer.
+    Pipeline(PipelineArgs),
+    /// Posts/s of the classifier on real tweets, with its batch size and threads.
+    Classify {
+        /// Number of posts.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Directory of labelled CrisisLex files to take the posts from.
+        #[arg(long, value_name = "DIR", default_value = "fixtures/crisislex")]
+        data: PathBuf,
+        /// Also time the Python sentence-transformers encoder (`bench/python_encoder.py`) with
+        /// this interpreter, on the same posts, batch size and threads, alternating with Vigie's
+        /// encoder for `--rounds` rounds.
+        #[arg(long, value_name = "PYTHON")]
+        python: Option<PathBuf>,
+        /// Rounds of the comparison with `--python`.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Search latency (p50, p99) and requests/s over real HTTP on 127.0.0.1, access log on and
+    /// off, over a synthetic index of pre-scored posts (in <data-dir>/bench/; no model needed;
+    /// see `vigie_api::bench`).
+    Search {
+        /// Posts in the synthetic index (at most 1,000,000).
+        #[arg(long, default_value_t = 100_000)]
+        docs: usize,
+        /// Concurrent clients, one keep-alive connection each (at most 256).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// How long each run (log on, log off) lasts (at most 120s).
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
+}
+
+/// `vigie bench pipeline` arguments (see [`vigie_pipeline::bench`]).
+#[derive(clap::Args)]
+pub struct PipelineArgs {
+    /// Kafka bootstrap brokers, host:port[,host:port] (default: start the tansu broker of
+    /// VIGIE_TANSU on a loopback port).
+    #[arg(long, value_name = "BROKERS")]
+    brokers: Option<String>,
+    /// The capture to push (any file `vigie replay` reads), repeated up to --n posts.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "fixtures/sample-stream.jsonl"
+    )]
+    capture: PathBuf,
+    /// Posts per run.
+    #[arg(long, default_value_t = 3000)]
+    n: usize,
+    /// The scorer: model (the classifier) or noop; default both, one after the other.
+    #[arg(long, value_enum)]
+    scorer: Option<ScorerChoice>,
+    /// Partitions of the bench's topics.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+}
+
+impl super::Cmd for BenchCommand {
+    fn run(&self, config: &Config) -> Result<()> {
+        match self {
+            BenchCommand::Pipeline(a) => pipeline(config, a),
+            BenchCommand::Classify {
+                n,
+                data,
+                python,
+                rounds,
+            } => {
+                let bench = vigie_analyse::experiment::bench::classify(
+                    &config.experiment_settings()?,
+                    *n,
+                    data,
+                    python.as_deref(),
+                    *rounds,
+                )?;
+                print!("{}", bench.text());
+                Ok(())
+            }
+            BenchCommand::Search {
+                docs,
+                clients,
+                duration,
+            } => {
+                let report = vigie_api::bench::run(&vigie_api::bench::SearchBench {
+                    docs: *docs,
+                    clients: *clients,
+                    duration: *duration,
+                    work_dir: config.data_dir.join("bench"),
+                })?;
+                print!("{report}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `vigie bench pipeline`: the capture repeated to `--n` posts, through a real broker.
+fn pipeline(config: &Config, args: &PipelineArgs) -> Result<()> {
+    let loaded = vigie_ingest::replay::load(&args.capture, None, &config.pseudonymiser()?)
+        .with_context(|| format!("reading {}", args.capture.display()))?;
+    let originals: Vec<_> = loaded
+        .items
+        .into_iter()
+        .filter_map(|item| match item {
+            vigie_ingest::Item::Post(e) => Some(*e),
+            vigie_ingest::Item::Delete(_) => None,
+        })
+        .collect();
+    anyhow::ensure!(
+        !originals.is_empty(),
+        "{} has no posts",
+        args.capture.display()
+    );
+    let posts = bench::repeat(&originals, args.n);
+    let kinds = match args.scorer {
+        Some(ScorerChoice::Model) => vec![ScorerKind::Model],
+        Some(ScorerChoice::Noop) => vec![ScorerKind::Noop],
+        None => vec![ScorerKind::Model, ScorerKind::Noop],
+    };
+    let settings = BenchSettings {
+        brokers: args.brokers.clone(),
+        kafka: config.kafka.clone().into_iter().collect(),
+        partitions: args.partitions,
+        batch: config.batch_size.max(1),
+        max_text_bytes: config.max_text_bytes,
+        max_envelope_bytes: config.max_envelope_bytes,
+        scoring: config.analyser_config(),
+        work_dir: config
+            .data_dir
+            .join("bench")
+            .join(format!("pipeline-{}", std::process::id())),
+    };
+    let report = bench::run(&settings, &posts, &kinds, || {
+        super::scorer(config).map_err(|e| vigie_pipeline::StageError::Bench(format!("{e:#}")))
+    })?;
+    let how = if report.started_broker {
+        "tansu in memory, started by the bench"
+    } else {
+        "given with --brokers"
+    };
+    println!(
+        "pipeline: {} posts of {} through Kafka at {} ({how}), {} partitions, batch {}",
+        args.n,
+        args.capture.display(),
+        report.brokers,
+        args.partitions,
+        config.batch_size.max(1)
+    );
+    print!("{report}");
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! `vigie train`: fits and calibrates one head per label of the taxonomy, and writes the model
+//! card that says on what (see `vigie_analyse`).
+
+use crate::config::Config;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// `vigie train` arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Labelled JSONL files (repeat the flag for several).
+    #[arg(long = "data", value_name = "FILE", required = true)]
+    data: Vec<PathBuf>,
+    /// The taxonomy (labels and example posts).
+    #[arg(long, value_name = "FILE", default_value = "config/taxonomy.toml")]
+    taxonomy: PathBuf,
+    /// Where to write heads.json and model-card.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+impl super::Cmd for Args {
+    fn run(&self, config: &Config) -> Result<()> {
+        let trained = vigie_analyse::experiment::train::run(
+            &config.experiment_settings()?,
+            &self.data,
+            &self.taxonomy,
+            &self.out,
+        )?;
+        print!("{}", trained.summary());
+        Ok(())
+    }
+}

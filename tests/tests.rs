@@ -1,0 +1,29 @@
+//! The integration tests of the `vigie` binary, in one test binary (`cargo test --test
+//! integration`; a name filters them, e.g. `cargo test --test integration reidentify`).
+//!
+//! Every module runs the real binary through [`util::Vigie`], the one command builder, and
+//! starts brokers with [`util::broker`]. What they need besides the binary:
+//! - nothing more: `access_log_crash`, `reidentify`, and
+//!   `embedding_reference::a_missing_model_file_is_named`;
+//! - the model (`scripts/setup.sh`): `capture_replay`, `classifier`, `end_to_end`, the rest of
+//!   `embedding_reference`, and `deletions::a_replayed_deletion_...`;
+//! - a broker (`scripts/setup.sh --broker`): `kafka_roundtrip`, `kafka_index`,
+//!   `deletions::the_kafka_indexer_enforces_retention_...`, and, with the model too,
+//!   `kafka_pipeline`, `kafka_run` and `deletions::deletions_replayed_into_kafka_...`.
+
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+mod access_log_crash;
+mod capture_replay;
+mod classifier;
+mod deletions;
+mod embedding_reference;
+mod end_to_end;
+mod kafka_index;
+mod kafka_pipeline;
+mod kafka_roundtrip;
+mod kafka_run;
+mod reidentify;
