@@ -15,7 +15,7 @@
 
 use crate::util::{
     self, analyse_stage, analyst, broker, consumed, index_stage, pipeline_bus, serve_index,
-    terminate, verify_log, Vigie,
+    terminate, verify_log, Scorer, Vigie,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -238,7 +238,7 @@ async fn deletions_replayed_into_kafka_leave_exactly_the_surviving_posts() {
         .unwrap();
 
     let brokers = broker.address();
-    let analyse = analyse_stage(data.path(), brokers);
+    let analyse = analyse_stage(data.path(), brokers, Scorer::Noop);
     let index = index_stage(data.path(), brokers, 5);
     let index_dir = data.path().join("index");
     wait_consumed(&index_dir, (N + 4) as i64);

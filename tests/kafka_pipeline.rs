@@ -9,7 +9,7 @@
 
 use crate::util::{
     self, analyse_stage, broker, free_port, index_stage, pipeline_bus, series, stage_log_tails,
-    terminate, Vigie,
+    terminate, Scorer, Vigie,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ async fn raw_posts_are_scored_and_indexed_once_with_their_coordinates() {
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address();
-    let analyse = analyse_stage(data.path(), brokers);
+    let analyse = analyse_stage(data.path(), brokers, Scorer::Model);
     let index = index_stage(data.path(), brokers, 20);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, N, Duration::from_secs(300));
@@ -146,6 +146,7 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_dies
         let metrics = format!("127.0.0.1:{port}");
         Vigie::new(data.path())
             .args(["analyse", "--brokers", brokers, "--metrics", &metrics])
+            .args(["--scorer", "noop"])
             .stage()
     };
     // The first worker is alone in the group: it reads every partition.
@@ -201,7 +202,7 @@ async fn the_stages_ride_out_a_broker_restart() {
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address().to_string();
-    let analyse = analyse_stage(data.path(), &brokers);
+    let analyse = analyse_stage(data.path(), &brokers, Scorer::Noop);
     let index = index_stage(data.path(), &brokers, 10);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, 10, Duration::from_secs(300));
@@ -246,7 +247,7 @@ async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address();
     let index = index_stage(data.path(), brokers, 20);
-    let mut worker = analyse_stage(data.path(), brokers);
+    let mut worker = analyse_stage(data.path(), brokers, Scorer::Model);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, 20, Duration::from_secs(300));
     // SIGKILL: no chance to commit the batch in flight.
@@ -261,7 +262,7 @@ async fn a_killed_analyse_worker_restarts_and_every_post_is_indexed_exactly_once
     // member's session (10 s) has expired: tansu 0.6 keeps a member that joins earlier waiting
     // for the dead one for ever (Kafka would rebalance when the session expires).
     std::thread::sleep(Duration::from_secs(12));
-    let worker = analyse_stage(data.path(), brokers);
+    let worker = analyse_stage(data.path(), brokers, Scorer::Model);
     wait_docs(&index_dir, M, Duration::from_secs(600));
     terminate(worker);
     terminate(index);
@@ -313,7 +314,7 @@ async fn poison_messages_even_a_10_mb_post_are_dead_lettered_and_the_posts_aroun
 
     let data = tempfile::tempdir().unwrap();
     let brokers = broker.address();
-    let analyse = analyse_stage(data.path(), brokers);
+    let analyse = analyse_stage(data.path(), brokers, Scorer::Noop);
     let index = index_stage(data.path(), brokers, 10);
     let index_dir = data.path().join("index");
     wait_docs(&index_dir, M, Duration::from_secs(300));

@@ -8,8 +8,11 @@
 //! - the model (`scripts/setup.sh`): `capture_replay`, `classifier`, `end_to_end`, the rest of
 //!   `embedding_reference`, and `deletions::a_replayed_deletion_...`;
 //! - a broker (`scripts/setup.sh --broker`): `kafka_roundtrip`, `kafka_index`,
-//!   `deletions::the_kafka_indexer_enforces_retention_...`, and, with the model too,
-//!   `kafka_pipeline`, `kafka_run` and `deletions::deletions_replayed_into_kafka_...`.
+//!   `deletions::the_kafka_indexer_enforces_retention_...`, `deletions::deletions_replayed_into_kafka_...`
+//!   and the delivery tests of `kafka_pipeline` (their analyse workers run `--scorer noop`); with
+//!   the model too, `kafka_run`, `kafka_pipeline::raw_posts_are_scored_...` and
+//!   `kafka_pipeline::a_killed_analyse_worker_...` (the model's pace lets it be killed
+//!   mid-stream).
 
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]

@@ -327,10 +327,25 @@ pub fn analyst(data: &Path, name: &str) -> String {
         .to_string()
 }
 
-/// `vigie analyse --brokers BROKERS`, a stage of the Kafka pipeline (see [`Vigie::stage`]).
-pub fn analyse_stage(data: &Path, brokers: &str) -> Process {
+/// Which scorer an analyse stage runs: the model, or `noop` for tests of delivery alone (no
+/// model loaded: `danger` 0 for every post).
+#[derive(Debug, Clone, Copy)]
+pub enum Scorer {
+    /// The configured classifier.
+    Model,
+    /// `vigie analyse --scorer noop`.
+    Noop,
+}
+
+/// `vigie analyse --brokers BROKERS --scorer SCORER`, a stage of the Kafka pipeline (see
+/// [`Vigie::stage`]).
+pub fn analyse_stage(data: &Path, brokers: &str, scorer: Scorer) -> Process {
+    let scorer = match scorer {
+        Scorer::Model => "model",
+        Scorer::Noop => "noop",
+    };
     Vigie::new(data)
-        .args(["analyse", "--brokers", brokers])
+        .args(["analyse", "--brokers", brokers, "--scorer", scorer])
         .stage()
 }
 
