@@ -1,7 +1,7 @@
 //! The walking skeleton end to end: `vigie run` replays the bundled sample stream through the
 //! real model into an index on disk and serves it; a real HTTP client searches it.
 
-use crate::util::{root, Vigie};
+use crate::util::{self, root, Vigie};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,23 +41,7 @@ async fn sample_stream_is_scored_indexed_and_searchable_over_http() {
         .unwrap();
 
     // Every post of the stream was indexed, once.
-    let all: Value = http
-        .get(format!("{base}/v1/search"))
-        .query(&[
-            ("q", "*"),
-            ("purpose", "end-to-end test"),
-            ("limit", "500"),
-            // Every post, not one per group of near-duplicates.
-            ("collapse", "false"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = util::search_all(base, &token, "end-to-end test", 500).await;
     assert_eq!(all["purpose"], "end-to-end test");
     let hits = all["hits"].as_array().unwrap();
     assert_eq!(hits.len(), posts.len(), "every post indexed once");

@@ -4,7 +4,7 @@
 //! poison message as a dead letter) and their consumer lag falls to 0; SIGTERM stops it all
 //! with exit code 0, the index's checkpoint past every scored message.
 
-use crate::util::{broker, consumed, pipeline_bus, root, series, verify_log, Vigie};
+use crate::util::{self, broker, consumed, pipeline_bus, root, series, verify_log, Vigie};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -53,25 +53,8 @@ async fn run_with_brokers_scores_indexes_serves_and_counts_every_post() {
     let metrics = server.line("metrics on ", limit);
 
     let token = std::fs::read_to_string(data.path().join("demo.token")).unwrap();
-    let http = reqwest::Client::new();
     let search = || async {
-        let answer: Value = http
-            .get(format!("{api}/v1/search"))
-            .bearer_auth(token.trim())
-            .query(&[
-                ("q", "*"),
-                ("purpose", "kafka run test"),
-                ("limit", "1"),
-                ("collapse", "false"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = util::search_all(&api, &token, "kafka run test", 1).await;
         answer["total"].as_u64().unwrap()
     };
     // The posts become searchable as the indexer commits.

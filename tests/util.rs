@@ -419,6 +419,29 @@ pub async fn pipeline_bus(broker: &LocalBroker, partitions: i32) -> BusConfig {
     bus
 }
 
+/// `GET BASE/v1/search?q=*&collapse=false&purpose=PURPOSE&limit=LIMIT` with `token`: every post
+/// (not one per group of near-duplicates); panics unless the answer is a success.
+pub async fn search_all(base: &str, token: &str, purpose: &str, limit: usize) -> serde_json::Value {
+    let limit = limit.to_string();
+    reqwest::Client::new()
+        .get(format!("{base}/v1/search"))
+        .bearer_auth(token.trim())
+        .query(&[
+            ("q", "*"),
+            ("purpose", purpose),
+            ("limit", &limit),
+            ("collapse", "false"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -86,15 +86,6 @@ impl super::Cmd for ReplayArgs {
             Some(brokers) => {
                 let summary = to_kafka(config, args, brokers, loaded.items, &progress)?;
                 progress.finish_and_clear();
-                tracing::info!(
-                    posts = summary.posts,
-                    deletions = summary.deletions,
-                    rejected,
-                    seconds = started.elapsed().as_secs_f32(),
-                    "replayed {} into {} at {brokers}",
-                    args.file.display(),
-                    args.topic
-                );
                 println!(
                     "replayed {}: {} posts and {} deletions published to {} at {brokers}, {} lines rejected",
                     args.file.display(),
@@ -108,18 +99,6 @@ impl super::Cmd for ReplayArgs {
                 let index_dir = config.index_dir();
                 let summary = to_index(config, args, loaded.items, &progress)?;
                 progress.finish_and_clear();
-                tracing::info!(
-                    indexed = summary.posts,
-                    alerts = summary.alerts,
-                    not_scored = summary.not_scored,
-                    deletions = summary.deletions,
-                    refused = summary.refused,
-                    rejected,
-                    seconds = started.elapsed().as_secs_f32(),
-                    "replayed {} into {}",
-                    args.file.display(),
-                    index_dir.display()
-                );
                 println!(
                     "replayed {}: {} posts indexed ({} alerts, {} not scored), {} deletions applied, {} posts refused as deleted at their source, {} lines rejected, into {}",
                     args.file.display(),
@@ -133,6 +112,7 @@ impl super::Cmd for ReplayArgs {
                 );
             }
         }
+        tracing::info!(seconds = started.elapsed().as_secs_f32(), "replay done");
         Ok(())
     }
 }

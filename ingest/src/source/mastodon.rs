@@ -319,17 +319,7 @@ pub(crate) struct Page {
 
 #[async_trait::async_trait]
 impl Source for Mastodon {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn poll_interval(&self) -> Duration {
-        self.config.poll_interval
-    }
+    polled_source!(KIND);
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
         let cursor: MastodonCursor = self.resume(cursor)?;

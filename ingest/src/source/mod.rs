@@ -13,6 +13,24 @@
 //! it is polled with a cursor other than the one it last returned (the previous batch was not
 //! committed), it starts again from the cursor it is given.
 
+/// The `name`, `kind` and `poll_interval` of a [`Source`] implementation whose `self.config`
+/// has `name` and `poll_interval` fields (the sources that fetch pages), `kind` being `$kind`.
+macro_rules! polled_source {
+    ($kind:expr) => {
+        fn name(&self) -> &str {
+            &self.config.name
+        }
+
+        fn kind(&self) -> &'static str {
+            $kind
+        }
+
+        fn poll_interval(&self) -> std::time::Duration {
+            self.config.poll_interval
+        }
+    };
+}
+
 pub mod jetstream;
 pub mod mastodon;
 pub mod mastodon_stream;

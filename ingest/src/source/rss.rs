@@ -165,17 +165,7 @@ pub fn post_id(feed_url: &str, native_id: &str) -> VigieId {
 
 #[async_trait::async_trait]
 impl Source for Feed {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn poll_interval(&self) -> Duration {
-        self.config.poll_interval
-    }
+    polled_source!(KIND);
 
     async fn poll(&mut self, cursor: Option<&Cursor>) -> Result<Batch, IngestError> {
         let cursor: FeedCursor = self.resume(cursor)?;
