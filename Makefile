@@ -40,6 +40,8 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --release -- -D warnings
 
+# The fast lane runs each fuzz test on 32 cases; make test on their full count.
+check: export VIGIE_FUZZ_CASES := 32
 check: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

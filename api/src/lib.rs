@@ -577,7 +577,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(128))]
+            #![proptest_config(ProptestConfig::with_cases(vigie_record::fixtures::fuzz_cases(128)))]
 
             /// Any JSON body to `POST /v1/search` or a review is answered 2xx or a 4xx
             /// problem, never a 500 or a crash, and every request is logged.

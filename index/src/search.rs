@@ -1149,7 +1149,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
+            #![proptest_config(ProptestConfig::with_cases(vigie_record::fixtures::fuzz_cases(256)))]
 
             /// Any query text is answered (hits or an error), never a panic or a stack overflow,
             /// on a thread with tokio's blocking-thread stack (2 MiB), where searches run.

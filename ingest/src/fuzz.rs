@@ -5,14 +5,14 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-/// Cases per fuzz test.
+/// Cases per fuzz test (unless `VIGIE_FUZZ_CASES` says otherwise).
 pub const CASES: u32 = 256;
 
-/// The proptest configuration of the fuzz tests: [`CASES`] cases, no files of regressions
-/// (the failing input is printed instead).
+/// The proptest configuration of the fuzz tests: [`CASES`] cases (or `VIGIE_FUZZ_CASES`), no
+/// files of regressions (the failing input is printed instead).
 pub fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: CASES,
+        cases: vigie_record::fixtures::fuzz_cases(CASES),
         failure_persistence: None,
         ..ProptestConfig::default()
     }

@@ -66,3 +66,12 @@ pub fn tombstone(native_id: &str, deleted_at: &str) -> Tombstone {
         },
     }
 }
+
+/// Cases a fuzz test (proptest) runs: `VIGIE_FUZZ_CASES` when it is set to a number (`make
+/// check`, the fast lane, runs fewer), else `default` (`make test`).
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("VIGIE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
