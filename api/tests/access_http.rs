@@ -1,8 +1,7 @@
 //! Over real HTTP: each role's allowed and refused calls, every one of them in the access log,
 //! and the auditor's export verifying with the published key.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use reqwest::StatusCode;
 use serde_json::Value;

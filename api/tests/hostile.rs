@@ -1,8 +1,7 @@
 //! Attacks on the server by a caller with a token (or none), over real HTTP: each must get a
 //! clear refusal, leave the server serving, and be in the access log.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -1,8 +1,7 @@
 //! Over real HTTP: a post's lineage (fetched -> scored -> reviewed -> accessed), the alerts
 //! still to review, and reviews.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};

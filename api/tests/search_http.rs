@@ -1,8 +1,7 @@
 //! Search over real HTTP: filters, orders, cursor paging (every hit exactly once, each page's
 //! ids in the access log), the JSON form, the errors that name what is wrong, and the histogram.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;

@@ -1,8 +1,6 @@
 //! Replaying a CrisisLex CSV file: posts in time order, timestamps from the tweet ids.
-// Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use vigie_ingest::replay::{self, Format};

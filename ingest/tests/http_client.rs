@@ -1,9 +1,7 @@
 //! The polite HTTP client against local servers that misbehave: 429 with Retry-After, a 500
 //! then recovery, timeouts, oversized and truncated bodies, HTML where JSON was expected.
-// Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};

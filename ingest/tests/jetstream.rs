@@ -1,9 +1,7 @@
 //! The Jetstream source against a local WebSocket server that speaks Jetstream's event shapes
 //! and replays from `?cursor=TIME_US`, as Jetstream does.
-// Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::Collect;
 use futures_util::{SinkExt, StreamExt};

@@ -1,9 +1,7 @@
 //! The Mastodon source against a local instance that speaks the real API: statuses with HTML
 //! content, `min_id`/`max_id` paging with `Link` headers, hashtag timelines.
-// Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};

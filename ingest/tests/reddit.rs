@@ -1,9 +1,7 @@
 //! The Reddit source against a local `/r/{sub}/new.json` that pages with `before`/`after` as
 //! Reddit does, including the empty page Reddit returns when the `before` post was deleted.
-// Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;

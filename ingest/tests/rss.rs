@@ -1,8 +1,6 @@
 //! RSS 2.0 and Atom feeds against a local server that honours conditional GET.
-// Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};

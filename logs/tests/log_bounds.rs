@@ -2,7 +2,6 @@
 //! bytes (past it, appends are refused at once with `LogError::Busy`), and an export is
 //! streamed, never held in memory whole. (The process's heap is measured by a counting global
 //! allocator, so this binary holds only these tests.)
-#![allow(clippy::unwrap_used)]
 
 use ed25519_dalek::SigningKey;
 use std::alloc::{GlobalAlloc, Layout, System};

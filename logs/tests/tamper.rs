@@ -1,6 +1,5 @@
 //! Exports of a real access log (written by the real writer to a real file), tampered with in
 //! each of the ways an oversight body must catch: the verifier names the entry.
-#![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
