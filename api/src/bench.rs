@@ -77,6 +77,8 @@ pub struct SearchBench {
     pub clients: usize,
     /// How long each run (log on, log off) lasts (at most [`MAX_DURATION`]).
     pub duration: Duration,
+    /// The danger categories each synthetic post gets a score for (the taxonomy's).
+    pub categories: Vec<String>,
     /// Where it works: the index there is reused when it already holds `docs` posts (else
     /// rebuilt); the users and access logs there are made afresh.
     pub work_dir: PathBuf,
@@ -180,15 +182,6 @@ const FR: &[&str] = &[
     "nouvel",
     "album",
 ];
-const CATEGORIES: &[&str] = &[
-    "armed_violence",
-    "explosion",
-    "fire",
-    "natural_hazard",
-    "accident",
-    "crowd_unrest",
-    "threat",
-];
 
 /// The query strings the clients rotate through (without `purpose`).
 const QUERIES: &[&str] = &[
@@ -227,6 +220,7 @@ const FILLER_WORDS: usize = 20_000;
 /// post in 20 reposts (`RT ` + the text) a recent one, so that near-duplicate groups exist.
 fn synthetic(
     n: usize,
+    categories: &[String],
     rng: &mut Rng,
     t0: chrono::DateTime<chrono::Utc>,
     recent: &mut Vec<String>,
@@ -251,8 +245,8 @@ fn synthetic(
     let mut scores = BTreeMap::new();
     let danger = rng.unit();
     scores.insert("danger".to_string(), danger);
-    for c in CATEGORIES {
-        scores.insert((*c).to_string(), rng.unit() * danger);
+    for c in categories {
+        scores.insert(c.clone(), rng.unit() * danger);
     }
     let created_at = t0 - chrono::Duration::seconds(rng.below(30 * 86_400) as i64);
     Envelope {
@@ -290,14 +284,14 @@ fn synthetic(
 }
 
 /// Builds the synthetic index of `docs` posts in `dir`.
-fn build_index(dir: &Path, docs: usize) -> Result<PostIndex> {
+fn build_index(dir: &Path, docs: usize, categories: &[String]) -> Result<PostIndex> {
     let index = PostIndex::open(dir)?;
     let mut writer = index.writer()?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let t0 = chrono::Utc::now();
     let mut recent = Vec::new();
     for n in 0..docs {
-        writer.upsert(&synthetic(n, &mut rng, t0, &mut recent))?;
+        writer.upsert(&synthetic(n, categories, &mut rng, t0, &mut recent))?;
     }
     writer.commit(Some("vigie bench search"))?;
     writer.wait_merges()?;
@@ -517,7 +511,7 @@ pub fn run(bench: &SearchBench) -> Result<SearchReport> {
                 std::fs::remove_dir_all(&index_dir)
                     .map_err(io(format!("removing {}", index_dir.display())))?;
             }
-            build_index(&index_dir, docs)?
+            build_index(&index_dir, docs, &bench.categories)?
         }
     };
     let index_seconds = started.elapsed().as_secs_f64();

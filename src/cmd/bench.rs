@@ -5,6 +5,7 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
+use vigie_analyse::Taxonomy;
 use vigie_pipeline::bench::{self, BenchSettings, ScorerKind};
 
 /// `vigie bench ...`
@@ -96,10 +97,12 @@ impl super::Cmd for BenchCommand {
                 clients,
                 duration,
             } => {
+                let taxonomy = Taxonomy::load(&config.taxonomy)?;
                 let report = vigie_api::bench::run(&vigie_api::bench::SearchBench {
                     docs: *docs,
                     clients: *clients,
                     duration: *duration,
+                    categories: taxonomy.categories.iter().map(|c| c.name.clone()).collect(),
                     work_dir: config.data_dir.join("bench"),
                 })?;
                 print!("{report}");
