@@ -142,6 +142,10 @@ def bert_tensors(data, dims, tensors):
         for ours, theirs in [("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")]:
             out[p + theirs + ".weight"] = get(f"l{l}.{ours}.w", (H,))
             out[p + theirs + ".bias"] = get(f"l{l}.{ours}.b", (H,))
+    # e5 has no pooler (sentence embeddings are the mean of the token states), but rust-bert's
+    # BertModel loads one: zeros, never used by mean pooling.
+    out["pooler.dense.weight"] = np.zeros((H, H), dtype=np.float32)
+    out["pooler.dense.bias"] = np.zeros((H,), dtype=np.float32)
     return out
 
 
