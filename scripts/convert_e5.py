@@ -32,6 +32,17 @@ import numpy as np
 QK = 32
 BLOCK_BYTES = 2 + QK // 2
 
+# XLM-R's special tokens, as tokenizer_config.json and special_tokens_map.json name them.
+SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+    "mask_token": "<mask>",
+}
+
 
 class Reader:
     """Little-endian reads from a bytes buffer, as e5.c's `cur`."""
@@ -216,29 +227,11 @@ def main():
         f.write(tok)
     write_json(
         os.path.join(args.out, "tokenizer_config.json"),
-        {
-            "tokenizer_class": "XLMRobertaTokenizerFast",
-            "model_max_length": 512,
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "pad_token": "<pad>",
-            "unk_token": "<unk>",
-            "cls_token": "<s>",
-            "sep_token": "</s>",
-            "mask_token": "<mask>",
-        },
+        {"tokenizer_class": "XLMRobertaTokenizerFast", "model_max_length": 512, **SPECIAL_TOKENS},
     )
     write_json(
         os.path.join(args.out, "special_tokens_map.json"),
-        {
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "pad_token": "<pad>",
-            "unk_token": "<unk>",
-            "cls_token": "<s>",
-            "sep_token": "</s>",
-            "mask_token": "<mask>",
-        },
+        SPECIAL_TOKENS,
     )
     write_json(
         os.path.join(args.out, "modules.json"),

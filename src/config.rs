@@ -137,11 +137,7 @@ impl Config {
 
     /// The Kafka settings for `brokers`, with the `[kafka]` properties.
     pub fn bus(&self, brokers: &str) -> vigie_record::bus::BusConfig {
-        let mut bus = vigie_record::bus::BusConfig::new(brokers);
-        for (key, value) in &self.kafka {
-            bus = bus.set(key, value);
-        }
-        bus
+        vigie_record::bus::BusConfig::new(brokers).set_all(&self.kafka)
     }
 
     /// The encoder settings: the model directory, batch size and threads.

@@ -55,7 +55,7 @@ pub struct BenchSettings {
     /// Kafka bootstrap brokers; `None`: start a [`LocalBroker`].
     pub brokers: Option<String>,
     /// The Kafka properties of the deployment (`[kafka]` of the configuration).
-    pub kafka: Vec<(String, String)>,
+    pub kafka: std::collections::BTreeMap<String, String>,
     /// Partitions of the bench's topics.
     pub partitions: i32,
     /// The analyse worker's batch size.
@@ -72,9 +72,7 @@ pub struct BenchSettings {
 
 impl BenchSettings {
     fn bus(&self, brokers: &str) -> BusConfig {
-        self.kafka
-            .iter()
-            .fold(BusConfig::new(brokers), |bus, (k, v)| bus.set(k, v))
+        BusConfig::new(brokers).set_all(&self.kafka)
     }
 }
 

@@ -7,7 +7,7 @@
 //! replaying again indexes each post once (upsert by Vigie id).
 
 use crate::apply::Applied;
-use crate::error::{Result, StageError};
+use crate::error::Result;
 use vigie_analyse::{Analyser, Scorer};
 use vigie_index::PostIndex;
 use vigie_ingest::replay::{self, Speed};
@@ -51,8 +51,7 @@ pub fn replay_into_index<S: Scorer>(
         writer.commit(None)?;
         on_batch(n);
         Ok(())
-    })
-    .map_err(|e: StageError| e)?;
+    })?;
     Ok(applied)
 }
 

@@ -110,6 +110,17 @@ impl BusConfig {
         self
     }
 
+    /// Adds every librdkafka property of `properties` (a deployment's `[kafka]` table), as
+    /// [`BusConfig::set`] does one.
+    pub fn set_all<'a>(
+        self,
+        properties: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Self {
+        properties
+            .into_iter()
+            .fold(self, |bus, (key, value)| bus.set(key, value))
+    }
+
     fn client(&self) -> ClientConfig {
         self.client_with(&[])
     }

@@ -137,7 +137,7 @@ fn pipeline(config: &Config, args: &PipelineArgs) -> Result<()> {
     };
     let settings = BenchSettings {
         brokers: args.brokers.clone(),
-        kafka: config.kafka.clone().into_iter().collect(),
+        kafka: config.kafka.clone(),
         partitions: args.partitions,
         batch: config.batch_size.max(1),
         max_text_bytes: config.max_text_bytes,

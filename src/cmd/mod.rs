@@ -4,7 +4,7 @@
 //! What several commands share is here: the scorer of the configuration ([`scorer`],
 //! [`analyser`]), the API server's state (its access log, users and reviews: [`app_state`]) and
 //! serving it ([`serve_index`]), the demo user of `vigie run` ([`demo_access`]), and the
-//! progress bar ([`progress`]).
+//! progress bar (`vigie_analyse::experiment::progress_bar`).
 
 // The pipeline.
 pub mod analyse;
@@ -33,7 +33,6 @@ pub mod show_config;
 
 use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use vigie_analyse::{Analyser, Classifier, NoopScorer, PrototypeScorer, Scorer, Taxonomy};
 use vigie_api::reviews::REVIEWS_FILE;
 use vigie_api::users::{Role, USERS_FILE};
@@ -82,17 +81,6 @@ pub fn analyser(config: &Config, choice: ScorerChoice) -> Result<Analyser<Box<dy
         ScorerChoice::Noop => Box::new(NoopScorer),
     };
     Ok(Analyser::new(scorer, config.analyser_config()))
-}
-
-/// A progress bar for `len` posts.
-pub fn progress(len: usize, message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
-    let style =
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} posts, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    let bar = ProgressBar::new(len as u64).with_style(style);
-    bar.set_message(message);
-    bar
 }
 
 /// Serves `index` on `config.listen` until Ctrl-C or SIGTERM; with `retention`, also enforces

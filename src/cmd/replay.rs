@@ -80,7 +80,10 @@ impl super::Cmd for ReplayArgs {
         for e in &loaded.rejected {
             tracing::warn!("skipped: {e}");
         }
-        let progress = super::progress(loaded.items.len(), format!("replaying at {}", args.speed));
+        let progress = vigie_analyse::experiment::progress_bar(
+            loaded.items.len(),
+            format!("replaying at {}", args.speed),
+        );
         let rejected = loaded.rejected.len();
         match &args.brokers {
             Some(brokers) => {

@@ -95,7 +95,7 @@ fn embedded(config: &Config, args: &Args, items: Vec<Item>, rejected: usize) -> 
     let started = std::time::Instant::now();
     let analyser = analyser(config, ScorerChoice::Model)?;
     let index = PostIndex::open(&config.index_dir())?;
-    let progress = super::progress(items.len(), "analysing");
+    let progress = vigie_analyse::experiment::progress_bar(items.len(), "analysing");
     let applied = vigie_pipeline::embedded::replay_into_index(
         items,
         Speed::Max,

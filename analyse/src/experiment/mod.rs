@@ -114,7 +114,7 @@ impl Settings {
 }
 
 /// A progress bar for `len` posts: `{msg} [=====>    ] pos/len posts, rate, eta`.
-pub fn progress_bar(len: usize, message: &'static str) -> ProgressBar {
+pub fn progress_bar(len: usize, message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     if let Ok(style) =
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} posts, {per_sec}, eta {eta}")
