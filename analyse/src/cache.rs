@@ -2,7 +2,7 @@
 //!
 //! Training, evaluation and the leave-one-crisis-out experiment embed the same files many
 //! times; the encoder is by far the slowest step. The cache key is the SHA-256 of the encoder's
-//! weights hash and every text in order, so a changed model or a changed file never reads a
+//! weights hash, its prompt and every text in order, so a changed model or a changed file never reads a
 //! stale entry. Entries are written to a temporary file and renamed: a crash leaves no partial
 //! entry behind.
 
@@ -35,6 +35,8 @@ pub fn embed(
 fn entry(dir: &Path, encoder: &Encoder, texts: &[&str]) -> PathBuf {
     let mut h = Sha256::new();
     h.update(encoder.weights_sha256());
+    // The prompt changes every vector (empty for MiniLM: its keys are as they were).
+    h.update(encoder.prompt());
     for t in texts {
         h.update([0]);
         h.update(t.as_bytes());

@@ -68,6 +68,9 @@ pub struct TrainingFile {
     pub sha256: String,
     /// Posts read from it.
     pub posts: usize,
+    /// Labels of the file that training ignored (`vigie train --weak`: `danger`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_labels: Vec<String>,
 }
 
 /// What a trained model is, where it came from and how well it did (`model-card.json`).

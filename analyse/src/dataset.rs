@@ -1,9 +1,9 @@
 //! Labelled posts: the JSONL format of `vigie train` and `vigie eval`.
 //!
-//! One JSON object a line: `id` and `text` required; `created_at` (RFC 3339), `lang` and
-//! `source` optional; `labels`, an object of label name -> 0 or 1. A label absent from
-//! `labels` is unknown, not negative: a post counts for a label only where that label is given.
-//! Other fields are ignored.
+//! One JSON object a line: `id` and `text` required; `created_at` (RFC 3339), `lang`,
+//! `source`, `crisis` and `event` (the crisis's type, e.g. `earthquake`) optional; `labels`, an
+//! object of label name -> 0 or 1. A label absent from `labels` is unknown, not negative: a post
+//! counts for a label only where that label is given. Other fields are ignored.
 
 use crate::AnalyseError;
 use serde::Deserialize;
@@ -20,6 +20,12 @@ pub struct LabelledPost {
     /// Label name -> known value.
     #[serde(default)]
     pub labels: BTreeMap<String, u8>,
+    /// The crisis it was collected for, if any.
+    #[serde(default)]
+    pub crisis: Option<String>,
+    /// The type of that crisis (`earthquake`, `floods`...), if known.
+    #[serde(default)]
+    pub event: Option<String>,
 }
 
 /// A labelled file, read whole, with its SHA-256 (for model cards).

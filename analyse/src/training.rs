@@ -199,6 +199,8 @@ pub(crate) mod tests {
                     id: format!("p{i}"),
                     text: String::new(),
                     labels: [("danger".to_string(), danger), ("fire".to_string(), 0)].into(),
+                    crisis: None,
+                    event: None,
                 }
             })
             .collect();

@@ -64,7 +64,8 @@ mod fuzz;
 pub mod http;
 pub mod identities;
 pub mod key;
-pub mod lang;
+// Languages moved to the record crate (the analyse stage detects them too); kept at this path.
+pub use vigie_record::lang;
 mod pseudonym;
 pub mod replay;
 pub mod source;

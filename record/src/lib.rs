@@ -16,7 +16,8 @@
 //!   replace authors before a post is wrapped.
 //!
 //! A post deleted at its source travels as a [`Tombstone`] (in a [`Deletion`]); a [`Record`] is
-//! either a post or a deletion, as one message of a topic or one line of a capture.
+//! either a post or a deletion, as one message of a topic or one line of a capture. [`lang`]
+//! names a post's language, as the ingestors set it and the experiments group by it.
 //!
 //! With the `kafka` feature, [`bus`] moves envelopes over Kafka topics, named in [`topics`]; with
 //! the `broker` feature, [`broker`] starts a local Kafka-protocol broker (tansu) for tests and
@@ -30,6 +31,7 @@ mod envelope;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod id;
+pub mod lang;
 mod tombstone;
 pub mod topics;
 

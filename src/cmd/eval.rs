@@ -4,6 +4,7 @@
 use crate::config::Config;
 use anyhow::Result;
 use std::path::PathBuf;
+use vigie_analyse::experiment::eval::GroupBy;
 
 /// `vigie eval` arguments.
 #[derive(clap::Args)]
@@ -20,6 +21,18 @@ pub struct Args {
     /// Also write a PR curve, a score histogram, a reliability diagram and index.html.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Also the metrics per group: the language Vigie detects, the crisis type (`event`) or
+    /// the crisis of each post.
+    #[arg(long, value_name = "GROUP")]
+    by: Option<By>,
+}
+
+/// What `--by` groups by.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum By {
+    Lang,
+    Event,
+    Crisis,
 }
 
 impl super::Cmd for Args {
@@ -28,6 +41,11 @@ impl super::Cmd for Args {
             &config.experiment_settings()?,
             &self.data,
             self.label.as_deref(),
+            self.by.map(|by| match by {
+                By::Lang => GroupBy::Lang,
+                By::Event => GroupBy::Event,
+                By::Crisis => GroupBy::Crisis,
+            }),
         )?;
         if self.json {
             println!("{}", ev.to_json()?);

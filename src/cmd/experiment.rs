@@ -8,11 +8,18 @@ use std::path::PathBuf;
 /// `vigie experiment ...`
 #[derive(clap::Subcommand)]
 pub enum ExperimentCommand {
-    /// Leave-one-crisis-out on CrisisLexT6: Vigie against the lexicon and TF-IDF baselines.
+    /// Leave-one-crisis-out on CrisisLexT6 and CrisisLexT26's training events: Vigie against
+    /// the lexicon and TF-IDF baselines, per crisis and per language.
     Loco {
-        /// Directory of labelled CrisisLex files, one per crisis.
-        #[arg(long, value_name = "DIR", default_value = "fixtures/crisislex")]
-        data: PathBuf,
+        /// Directories of labelled files, one per crisis (a crisis in two directories, its
+        /// file names equal up to case, is held out from both at once).
+        #[arg(
+            long,
+            value_name = "DIR",
+            num_args = 1..,
+            default_values = ["fixtures/crisislex", "fixtures/crisislex-t26"]
+        )]
+        data: Vec<PathBuf>,
         /// The CrisisLex lexicon, one term a line.
         #[arg(
             long,

@@ -11,6 +11,10 @@ pub struct Args {
     /// Labelled JSONL files (repeat the flag for several).
     #[arg(long = "data", value_name = "FILE", required = true)]
     data: Vec<PathBuf>,
+    /// Labelled files that train the categories only: their `danger` is a weaker notion than
+    /// Vigie's (CrisisLexT6's on-topic) and is ignored (repeat the flag for several).
+    #[arg(long = "weak", value_name = "FILE")]
+    weak: Vec<PathBuf>,
     /// The taxonomy (labels and example posts).
     #[arg(long, value_name = "FILE", default_value = "config/taxonomy.toml")]
     taxonomy: PathBuf,
@@ -24,6 +28,7 @@ impl super::Cmd for Args {
         let trained = vigie_analyse::experiment::train::run(
             &config.experiment_settings()?,
             &self.data,
+            &self.weak,
             &self.taxonomy,
             &self.out,
         )?;

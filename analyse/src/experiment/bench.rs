@@ -131,6 +131,7 @@ pub fn classify(
     let python = match python {
         Some(python) => Some(compare_with_python(
             &encoder,
+            &settings.encoder.model_dir,
             &texts,
             data_dir,
             python,
@@ -185,10 +186,12 @@ pub fn classify(
     })
 }
 
-/// Times Vigie's encoder and `bench/python_encoder.py` on the same `texts`, one after the
-/// other, `rounds` times (alternating, so that a change in the machine's load hits both).
+/// Times Vigie's encoder and `bench/python_encoder.py` on the same `texts` and the same model
+/// directory, one after the other, `rounds` times (alternating, so that a change in the
+/// machine's load hits both).
 fn compare_with_python(
     encoder: &Encoder,
+    model_dir: &Path,
     texts: &[&str],
     data_dir: &Path,
     python: &Path,
@@ -204,6 +207,8 @@ fn compare_with_python(
             .args(["--threads", &threads.to_string()])
             .arg("--data")
             .arg(data_dir)
+            .arg("--model-dir")
+            .arg(model_dir)
             .stderr(std::process::Stdio::null())
             .output()
             .map_err(|e| {

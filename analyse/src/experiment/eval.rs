@@ -1,8 +1,10 @@
 //! `vigie eval`: the metrics per label of the trained classifier on a labelled file, with the
-//! cascade's first stage as configured, and what the cascade cost in `danger` recall.
+//! cascade's first stage as configured, and what the cascade cost in `danger` recall; with
+//! `--by lang|event|crisis`, the same metrics per group, so that a user sees where the model is
+//! weak.
 
 use super::{metrics_table, report, ExperimentError, Settings};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, LabelledPost};
 use crate::metrics::{self, LabelMetrics};
 use crate::{Classifier, Scorer, Scores, Taxonomy};
 use serde::Serialize;
@@ -80,6 +82,85 @@ pub struct CascadeEffect {
     pub recall_without: f64,
 }
 
+/// What `vigie eval --by` groups posts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// The language Vigie detects in the text ([`vigie_record::lang::detect`]), as ingest does
+    /// for a source that gives none; `und` when it finds none reliably.
+    Lang,
+    /// The crisis type of the file (`event`); `none` for a post without one.
+    Event,
+    /// The crisis of the file (`crisis`); `none` for a post without one.
+    Crisis,
+}
+
+impl GroupBy {
+    /// The group of `post`.
+    pub fn of(self, post: &LabelledPost) -> String {
+        let named = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+        match self {
+            GroupBy::Lang => vigie_record::lang::detect(&post.text).unwrap_or_else(|| "und".into()),
+            GroupBy::Event => named(&post.event),
+            GroupBy::Crisis => named(&post.crisis),
+        }
+    }
+
+    /// Its name, as `--by` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Lang => "lang",
+            GroupBy::Event => "event",
+            GroupBy::Crisis => "crisis",
+        }
+    }
+}
+
+/// The metrics of one group of posts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The group's value (`fr`, `earthquake`...).
+    pub name: String,
+    /// Posts in it.
+    pub posts: usize,
+    /// Metrics per label, as for the whole file.
+    pub labels: BTreeMap<String, LabelMetrics>,
+}
+
+/// The groups of `dataset` under `by`, largest first (then by name), each measured like the
+/// whole file.
+pub fn groups(
+    by: GroupBy,
+    heads: &[&str],
+    dataset: &Dataset,
+    scores: &[Scores],
+    only: Option<&str>,
+    threshold: f32,
+) -> Vec<Group> {
+    let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, post) in dataset.posts.iter().enumerate() {
+        members.entry(by.of(post)).or_default().push(i);
+    }
+    let mut out: Vec<Group> = members
+        .into_iter()
+        .map(|(name, rows)| {
+            let subset = Dataset {
+                path: dataset.path.clone(),
+                sha256: dataset.sha256.clone(),
+                posts: rows.iter().map(|&i| dataset.posts[i].clone()).collect(),
+            };
+            let sub_scores: Vec<Scores> = rows.iter().map(|&i| scores[i].clone()).collect();
+            let e = Evaluation::of(heads, &subset, &sub_scores, only, threshold);
+            Group {
+                name,
+                posts: rows.len(),
+                labels: e.metrics,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.posts.cmp(&a.posts).then_with(|| a.name.cmp(&b.name)));
+    out
+}
+
 /// The result of [`run`].
 #[derive(Debug, Clone)]
 pub struct EvalReport {
@@ -93,6 +174,8 @@ pub struct EvalReport {
     pub evaluation: Evaluation,
     /// What the cascade did, when it stopped any post.
     pub cascade: Option<CascadeEffect>,
+    /// With `--by`: what the posts were grouped by, and the groups.
+    pub groups: Option<(GroupBy, Vec<Group>)>,
 }
 
 /// The JSON of `vigie eval --json`.
@@ -101,16 +184,23 @@ struct EvalJson<'a> {
     model: &'a str,
     labels: &'a BTreeMap<String, LabelMetrics>,
     skipped: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<&'a [Group]>,
 }
 
 impl EvalReport {
     /// The one-line JSON of `vigie eval --json`: `model`, `labels` (metrics per label) and
-    /// `skipped` (labels without a head).
+    /// `skipped` (labels without a head); with `--by`, also `by` and `groups` (name, posts,
+    /// labels).
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(&EvalJson {
             model: &self.model,
             labels: &self.evaluation.metrics,
             skipped: &self.evaluation.skipped,
+            by: self.groups.as_ref().map(|(by, _)| by.name()),
+            groups: self.groups.as_ref().map(|(_, g)| g.as_slice()),
         })
     }
 
@@ -135,6 +225,12 @@ impl EvalReport {
             &self.evaluation.metrics,
             &self.evaluation.skipped,
         ));
+        if let Some((by, groups)) = &self.groups {
+            for g in groups {
+                out.push_str(&format!("\n{}={} ({} posts)\n", by.name(), g.name, g.posts));
+                out.push_str(&metrics_table(&g.labels, &[]));
+            }
+        }
         out
     }
 
@@ -158,6 +254,7 @@ pub fn run(
     settings: &Settings,
     data: &Path,
     label: Option<&str>,
+    by: Option<GroupBy>,
 ) -> Result<EvalReport, ExperimentError> {
     let dataset = Dataset::load(data)?;
     let classifier = settings.classifier(settings.encoder.load()?)?;
@@ -171,6 +268,18 @@ pub fn run(
     let without = measure(&classifier, &scores);
     let stopped = classifier.apply_cascade(&texts, &mut scores);
     let evaluation = measure(&classifier, &scores);
+    let heads: Vec<&str> = classifier.labels().collect();
+    let groups = by.map(|by| {
+        let g = groups(
+            by,
+            &heads,
+            &dataset,
+            &scores,
+            label,
+            settings.alert_threshold,
+        );
+        (by, g)
+    });
     let cascade = (stopped > 0).then(|| CascadeEffect {
         stopped,
         posts: texts.len(),
@@ -183,19 +292,21 @@ pub fn run(
         posts: dataset.posts.len(),
         evaluation,
         cascade,
+        groups,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::LabelledPost;
 
     fn dataset() -> Dataset {
         let post = |id: &str, labels: &[(&str, u8)]| LabelledPost {
             id: id.into(),
             text: id.into(),
             labels: labels.iter().map(|(l, v)| (l.to_string(), *v)).collect(),
+            crisis: None,
+            event: (id != "d").then(|| if id == "b" { "floods" } else { "fire" }.into()),
         };
         Dataset {
             path: PathBuf::from("eval.jsonl"),
@@ -261,6 +372,7 @@ mod tests {
             posts: 4,
             evaluation,
             cascade: None,
+            groups: None,
         };
         let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
         assert_eq!(json["model"], "heads-0123");
@@ -280,5 +392,46 @@ mod tests {
             "cascade: stopped 2 of 4 posts before the transformer; danger recall 0.500 with \
              it, 0.750 without\nmodel "
         ));
+    }
+
+    #[test]
+    fn groups_are_measured_like_the_whole_file_largest_first() {
+        let scores = scores(&[0.9, 0.1, 0.2, 0.8]);
+        let g = groups(GroupBy::Event, &["danger"], &dataset(), &scores, None, 0.5);
+        let names: Vec<(&str, usize)> = g.iter().map(|g| (g.name.as_str(), g.posts)).collect();
+        assert_eq!(names, [("fire", 2), ("floods", 1), ("none", 1)]);
+        let fire = &g[0].labels["danger"];
+        assert_eq!((fire.n, fire.positives, fire.recall), (2, 2, 0.5));
+        // "d" has no danger label: its group is there, with nothing measured.
+        assert!(g[2].labels.is_empty());
+
+        let report = EvalReport {
+            model: "heads-0123".into(),
+            data: PathBuf::from("eval.jsonl"),
+            posts: 4,
+            evaluation: Evaluation::of(&["danger"], &dataset(), &scores, None, 0.5),
+            cascade: None,
+            groups: Some((GroupBy::Event, g)),
+        };
+        assert!(report.text().contains("\nevent=floods (1 posts)\nlabel "));
+        let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        assert_eq!(json["by"], "event");
+        assert_eq!(json["groups"][0]["name"], "fire");
+        assert_eq!(json["groups"][0]["labels"]["danger"]["n"], 2);
+    }
+
+    #[test]
+    fn the_language_is_the_one_vigie_detects_not_a_field_of_the_file() {
+        let post = |text: &str| LabelledPost {
+            id: "x".into(),
+            text: text.into(),
+            labels: BTreeMap::new(),
+            crisis: None,
+            event: None,
+        };
+        let fr =
+            post("Un incendie ravage un entrepôt près de la gare, les pompiers sont sur place");
+        assert_eq!(GroupBy::Lang.of(&fr), "fr");
+        assert_eq!(GroupBy::Lang.of(&post("@x https://t.co/y")), "und");
     }
 }

@@ -1,7 +1,14 @@
 //! `vigie experiment loco`: leave one crisis out. For each crisis file, the `danger` head is
-//! trained on the others and measured on it, against the CrisisLex lexicon and TF-IDF with
-//! logistic regression trained on the same posts.
+//! trained on the files of the other crises and measured on it, against the CrisisLex lexicon
+//! and TF-IDF with logistic regression trained on the same posts.
+//!
+//! A crisis is named by its file's stem, up to case: CrisisLexT6's `2013_Boston_Bombings` and
+//! CrisisLexT26's `2013_Boston_bombings` are one crisis (their tweets overlap), so a rotation
+//! that holds out either trains on neither. Each held-out post's scores are also pooled by the
+//! language Vigie detects in it, over every rotation: the metrics per language on crises the
+//! model never trained on.
 
+use super::eval::GroupBy;
 use super::{crisis_files, encoder_info, load_datasets, ExperimentError, Settings};
 use crate::baseline::{Lexicon, TfIdf};
 use crate::dataset::{Dataset, LabelledPost};
@@ -10,7 +17,7 @@ use crate::{training, EncoderInfo, Taxonomy};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One rotation: the metrics of each method on the held-out crisis.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,37 +36,81 @@ pub struct Rotation {
     pub tfidf: LabelMetrics,
 }
 
+/// The metrics of each method on the held-out posts of one language, pooled over rotations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Language {
+    /// ISO 639-1 code as Vigie detects it (`und`: none found).
+    pub lang: String,
+    /// Held-out posts in it.
+    pub n: usize,
+    /// `danger` positives among them.
+    pub positives: usize,
+    /// Vigie's `danger` head.
+    pub vigie: LabelMetrics,
+    /// The CrisisLex lexicon.
+    pub lexicon: LabelMetrics,
+    /// TF-IDF + logistic regression.
+    pub tfidf: LabelMetrics,
+}
+
 /// Where the posts of rotation `k` are in the concatenation of every dataset's embeddings:
-/// the held-out range (dataset `k`) and the rest.
+/// the held-out range (dataset `k`) and the training rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fold {
     /// The held-out dataset's rows.
     pub held_out: Range<usize>,
-    /// Every other row, in order.
+    /// The rows of every dataset of another crisis, in order.
     pub train: Vec<usize>,
+    /// The datasets trained on.
+    pub train_sets: Vec<usize>,
 }
 
-/// One fold per dataset, for datasets of `sizes` posts laid end to end.
-pub fn folds(sizes: &[usize]) -> Vec<Fold> {
-    let total: usize = sizes.iter().sum();
-    let mut start = 0;
-    sizes
+/// One fold per dataset, for datasets of `sizes` posts laid end to end, whose crises are
+/// `crises` (a dataset trains the folds of the other crises only).
+pub fn folds(sizes: &[usize], crises: &[String]) -> Vec<Fold> {
+    let starts: Vec<usize> = sizes
         .iter()
-        .map(|&n| {
-            let held_out = start..start + n;
-            start += n;
-            let train = (0..total).filter(|i| !held_out.contains(i)).collect();
-            Fold { held_out, train }
+        .scan(0, |start, &n| {
+            let s = *start;
+            *start += n;
+            Some(s)
+        })
+        .collect();
+    (0..sizes.len())
+        .map(|k| {
+            let train_sets: Vec<usize> = (0..sizes.len())
+                .filter(|&j| crises[j] != crises[k])
+                .collect();
+            let train = train_sets
+                .iter()
+                .flat_map(|&j| starts[j]..starts[j] + sizes[j])
+                .collect();
+            Fold {
+                held_out: starts[k]..starts[k] + sizes[k],
+                train,
+                train_sets,
+            }
         })
         .collect()
 }
 
-/// The result of [`run`]: one rotation per crisis, in file order.
+/// The crisis of a dataset: its file's stem in lower case.
+pub fn crisis_of(dataset: &Dataset) -> String {
+    dataset
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+/// The result of [`run`]: one rotation per crisis file, in the order of the directories and
+/// their files, and the held-out posts pooled by language.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(transparent)]
 pub struct Loco {
     /// The rotations.
     pub rotations: Vec<Rotation>,
+    /// Per language (most posts first), over every rotation.
+    pub languages: Vec<Language>,
 }
 
 impl Loco {
@@ -119,19 +170,87 @@ impl Loco {
             self.wins(),
             self.rotations.len()
         );
+        if !self.languages.is_empty() {
+            out.push_str(
+                "\n| language | n | positives | Vigie F1 | Vigie AP | lexicon F1 | lexicon AP | \
+                 TF-IDF F1 | TF-IDF AP | Vigie ECE |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            );
+            for l in &self.languages {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.3} | **{:.3}** | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                    l.lang,
+                    l.n,
+                    l.positives,
+                    l.vigie.f1,
+                    l.vigie.average_precision,
+                    l.lexicon.f1,
+                    l.lexicon.average_precision,
+                    l.tfidf.f1,
+                    l.tfidf.average_precision,
+                    l.vigie.ece
+                );
+            }
+        }
         out
     }
 }
 
-/// Runs the experiment on the crisis files (`.jsonl`) of `dir`, with the CrisisLex lexicon
+/// The held-out posts of every rotation, pooled by language: (lang, truth, Vigie, lexicon,
+/// TF-IDF scores).
+#[derive(Default)]
+struct Pool(std::collections::BTreeMap<String, [Vec<f32>; 4]>);
+
+impl Pool {
+    fn add(&mut self, lang: String, truth: bool, scores: [f32; 3]) {
+        let columns = self.0.entry(lang).or_default();
+        columns[0].push(f32::from(u8::from(truth)));
+        for (c, s) in columns[1..].iter_mut().zip(scores) {
+            c.push(s);
+        }
+    }
+
+    /// One row a language with at least `min` posts, most posts first.
+    fn languages(self, threshold: f32, min: usize) -> Vec<Language> {
+        let mut out: Vec<Language> = self
+            .0
+            .into_iter()
+            .filter(|(_, c)| c[0].len() >= min)
+            .map(|(lang, c)| {
+                let truth: Vec<bool> = c[0].iter().map(|&t| t > 0.5).collect();
+                Language {
+                    n: truth.len(),
+                    positives: truth.iter().filter(|&&t| t).count(),
+                    vigie: metrics::evaluate(&c[1], &truth, threshold),
+                    lexicon: metrics::evaluate(&c[2], &truth, 0.5),
+                    tfidf: metrics::evaluate(&c[3], &truth, threshold),
+                    lang,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.lang.cmp(&b.lang)));
+        out
+    }
+}
+
+/// Languages with fewer held-out posts than this are left out of the table (their metrics
+/// would be noise).
+pub const MIN_LANGUAGE_POSTS: usize = 30;
+
+/// Runs the experiment on the crisis files (`.jsonl`) of `dirs`, with the CrisisLex lexicon
 /// file `lexicon`.
-pub fn run(settings: &Settings, dir: &Path, lexicon: &Path) -> Result<Loco, ExperimentError> {
-    let datasets = load_datasets(&crisis_files(dir)?)?;
+pub fn run(settings: &Settings, dirs: &[PathBuf], lexicon: &Path) -> Result<Loco, ExperimentError> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        files.extend(crisis_files(dir)?);
+    }
+    let datasets = load_datasets(&files)?;
     let lexicon = Lexicon::load(lexicon)?;
     let encoder = settings.encoder.load()?;
     let embeddings = settings.embed_datasets(&encoder, &datasets)?;
     let bar = settings.bar(datasets.len(), "rotations");
-    let rotations = rotate(
+    let loco = rotate(
         &datasets,
         &embeddings,
         &lexicon,
@@ -140,7 +259,7 @@ pub fn run(settings: &Settings, dir: &Path, lexicon: &Path) -> Result<Loco, Expe
         || bar.inc(1),
     )?;
     bar.finish_and_clear();
-    Ok(Loco { rotations })
+    Ok(loco)
 }
 
 /// The rotations over `datasets` and their `embeddings` (every dataset's, end to end), at
@@ -152,17 +271,18 @@ pub fn rotate(
     info: EncoderInfo,
     threshold: f32,
     mut done: impl FnMut(),
-) -> Result<Vec<Rotation>, ExperimentError> {
+) -> Result<Loco, ExperimentError> {
     let danger = [Taxonomy::DANGER.to_string()];
     let label = |p: &LabelledPost| p.labels.get(Taxonomy::DANGER).copied();
     let sizes: Vec<usize> = datasets.iter().map(|d| d.posts.len()).collect();
+    let crises: Vec<String> = datasets.iter().map(crisis_of).collect();
     let mut rotations = Vec::new();
-    for (k, (held, fold)) in datasets.iter().zip(folds(&sizes)).enumerate() {
-        let train_posts: Vec<&LabelledPost> = datasets
+    let mut pool = Pool::default();
+    for (held, fold) in datasets.iter().zip(folds(&sizes, &crises)) {
+        let train_posts: Vec<&LabelledPost> = fold
+            .train_sets
             .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != k)
-            .flat_map(|(_, d)| &d.posts)
+            .flat_map(|&j| &datasets[j].posts)
             .collect();
         let train_x: Vec<Vec<f32>> = fold.train.iter().map(|&i| embeddings[i].clone()).collect();
         let trained = training::train(&train_posts, &train_x, &danger, info.clone(), threshold);
@@ -185,6 +305,11 @@ pub fn rotate(
             .collect();
         let tfidf = TfIdf::train(&train_texts, &train_y);
         let tf: Vec<f32> = held.posts.iter().map(|p| tfidf.score(&p.text)).collect();
+        for (i, p) in held.posts.iter().enumerate() {
+            if label(p).is_some() {
+                pool.add(GroupBy::Lang.of(p), truth[i], [vigie[i], lex[i], tf[i]]);
+            }
+        }
         rotations.push(Rotation {
             held_out: held
                 .path
@@ -199,7 +324,10 @@ pub fn rotate(
         });
         done();
     }
-    Ok(rotations)
+    Ok(Loco {
+        rotations,
+        languages: pool.languages(threshold, MIN_LANGUAGE_POSTS),
+    })
 }
 
 #[cfg(test)]
@@ -210,8 +338,9 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
-    fn each_fold_holds_out_one_dataset_and_trains_on_the_rest() {
-        let f = folds(&[2, 0, 3]);
+    fn each_fold_holds_out_one_dataset_and_trains_on_the_other_crises() {
+        let crises = ["a", "b", "c"].map(String::from);
+        let f = folds(&[2, 0, 3], &crises);
         assert_eq!(f.len(), 3);
         assert_eq!(f[0].held_out, 0..2);
         assert_eq!(f[0].train, [2, 3, 4]);
@@ -219,6 +348,30 @@ mod tests {
         assert_eq!(f[1].train, [0, 1, 2, 3, 4]);
         assert_eq!(f[2].held_out, 2..5);
         assert_eq!(f[2].train, [0, 1]);
+        assert_eq!(f[2].train_sets, [0, 1]);
+    }
+
+    #[test]
+    fn two_files_of_one_crisis_are_held_out_together() {
+        let path = |p: &str| Dataset {
+            path: PathBuf::from(p),
+            sha256: String::new(),
+            posts: Vec::new(),
+        };
+        let crises: Vec<String> = [
+            "t6/2013_Boston_Bombings.jsonl",
+            "t26/2013_Boston_bombings.jsonl",
+            "t26/2012_Italy_earthquakes.jsonl",
+        ]
+        .map(path)
+        .iter()
+        .map(crisis_of)
+        .collect();
+        assert_eq!(crises[0], crises[1]);
+        let f = folds(&[2, 2, 2], &crises);
+        assert_eq!(f[0].train, [4, 5]);
+        assert_eq!(f[1].train, [4, 5]);
+        assert_eq!(f[2].train, [0, 1, 2, 3]);
     }
 
     /// A crisis of 150 posts, every third one danger ("flood" in its text, its embedding
@@ -230,11 +383,13 @@ mod tests {
                 LabelledPost {
                     id: format!("{name}:{i}"),
                     text: if danger == 1 {
-                        format!("flood water rising street {i}")
+                        format!("the flood water is rising fast in our street, house {i}")
                     } else {
-                        format!("lovely day at the park {i}")
+                        format!("what a lovely sunny day at the park with my friends {i}")
                     },
                     labels: [("danger".to_string(), danger)].into(),
+                    crisis: None,
+                    event: None,
                 }
             })
             .collect();
@@ -268,7 +423,8 @@ mod tests {
             weights_sha256: "00".into(),
         };
         let mut calls = 0;
-        let rotations = rotate(&datasets, &embeddings, &lexicon, info, 0.5, || calls += 1).unwrap();
+        let loco = rotate(&datasets, &embeddings, &lexicon, info, 0.5, || calls += 1).unwrap();
+        let rotations = &loco.rotations;
         assert_eq!(calls, 3);
         let names: Vec<&str> = rotations.iter().map(|r| r.held_out.as_str()).collect();
         assert_eq!(
@@ -279,7 +435,14 @@ mod tests {
                 "2013_Queensland_Floods"
             ]
         );
-        for r in &rotations {
+        // Every held-out post is pooled by its language: all English here.
+        assert_eq!(loco.languages.len(), 1, "{:?}", loco.languages);
+        assert_eq!(loco.languages[0].lang, "en");
+        assert_eq!(
+            (loco.languages[0].n, loco.languages[0].positives),
+            (450, 150)
+        );
+        for r in rotations {
             assert_eq!((r.n, r.positives), (150, 50));
             assert!(r.vigie.average_precision > 0.95, "{r:?}");
             assert_eq!(r.lexicon.recall, 1.0, "{r:?}");
@@ -299,6 +462,14 @@ mod tests {
         };
         let loco = Loco {
             rotations: vec![rotation("a", 0.9, 0.5), rotation("b", 0.3, 0.5)],
+            languages: vec![Language {
+                lang: "fr".into(),
+                n: 10,
+                positives: 5,
+                vigie: metrics(10, 0.8),
+                lexicon: metrics(10, 0.4),
+                tfidf: metrics(10, 0.6),
+            }],
         };
         assert_eq!(loco.wins(), 1);
         let md = loco.markdown();
@@ -317,8 +488,13 @@ mod tests {
             lines[6],
             "Vigie's average precision beats both baselines on 1 of 2 rotations."
         );
+        assert_eq!(
+            lines[10],
+            "| fr | 10 | 5 | 0.800 | **0.800** | 0.400 | 0.400 | 0.600 | 0.600 | 0.080 |"
+        );
         let json: serde_json::Value = serde_json::from_str(&loco.to_json().unwrap()).unwrap();
-        assert_eq!(json[1]["held_out"], "b");
-        assert_eq!(json[0]["vigie"]["f1"], 0.9);
+        assert_eq!(json["rotations"][1]["held_out"], "b");
+        assert_eq!(json["rotations"][0]["vigie"]["f1"], 0.9);
+        assert_eq!(json["languages"][0]["lang"], "fr");
     }
 }

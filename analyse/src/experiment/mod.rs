@@ -21,7 +21,7 @@ pub mod train;
 
 use crate::dataset::Dataset;
 use crate::metrics::LabelMetrics;
-use crate::{AnalyseError, Classifier, Encoder, EncoderInfo, ModelFiles, ENCODER_NAME};
+use crate::{AnalyseError, Classifier, Encoder, EncoderInfo, ModelFiles};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -189,7 +189,7 @@ fn create_dir(dir: &Path) -> Result<(), ExperimentError> {
 /// The encoder as model cards record it.
 fn encoder_info(encoder: &Encoder) -> EncoderInfo {
     EncoderInfo {
-        name: ENCODER_NAME.into(),
+        name: encoder.name().into(),
         weights_sha256: encoder.weights_sha256().into(),
     }
 }
