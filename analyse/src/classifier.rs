@@ -112,7 +112,8 @@ impl ModelCard {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, AnalyseError> {
+/// Reads the JSON file `path` as a `T`; a missing file or malformed JSON names the file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, AnalyseError> {
     let bytes = std::fs::read(path).map_err(|source| AnalyseError::ModelFile {
         path: path.to_path_buf(),
         source,

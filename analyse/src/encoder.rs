@@ -18,6 +18,7 @@
 //! configures it, so [`ModelFiles::in_dir`] refuses a `tokenizer.json` that does not truncate at
 //! that length.
 
+use crate::classifier::read_json;
 use crate::AnalyseError;
 use rust_bert::pipelines::common::{ModelType, TokenizerOption};
 use rust_bert::pipelines::sentence_embeddings::{
@@ -26,7 +27,7 @@ use rust_bert::pipelines::sentence_embeddings::{
 use rust_bert::resources::LocalResource;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::Device;
 
 /// The tokenizer files of a model directory.
@@ -213,17 +214,6 @@ struct HfTokenizerFile {
 #[derive(Deserialize)]
 struct HfTruncation {
     max_length: usize,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, AnalyseError> {
-    let bytes = std::fs::read(path).map_err(|source| AnalyseError::ModelFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| AnalyseError::Data {
-        location: path.display().to_string(),
-        message: e.to_string(),
-    })
 }
 
 /// Sentence embeddings (unit length: 384 floats for both known models) of texts.
