@@ -60,16 +60,20 @@ impl ModelFiles {
     /// Reads the directory `dir` and checks that it holds a model Vigie can load.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Result<Self, AnalyseError> {
         let dir = dir.into();
-        for name in Self::REQUIRED {
+        let require = |name: &str| {
             let path = dir.join(name);
-            std::fs::metadata(&path).map_err(|source| AnalyseError::ModelFile { path, source })?;
+            std::fs::metadata(&path)
+                .map(drop)
+                .map_err(|source| AnalyseError::ModelFile { path, source })
+        };
+        for name in Self::REQUIRED {
+            require(name)?;
         }
         let config: TransformerConfig = read_json(&dir.join("config.json"))?;
         let sbert: SentenceBertConfig = read_json(&dir.join("sentence_bert_config.json"))?;
         let max_seq_length = sbert.max_seq_length.min(config.max_position_embeddings);
         let tokenizer = if dir.join("tokenizer.json").exists() {
-            let path = dir.join("special_tokens_map.json");
-            std::fs::metadata(&path).map_err(|source| AnalyseError::ModelFile { path, source })?;
+            require("special_tokens_map.json")?;
             let file: HfTokenizerFile = read_json(&dir.join("tokenizer.json"))?;
             match file.truncation {
                 Some(t) if t.max_length <= max_seq_length => {}
@@ -89,9 +93,7 @@ impl ModelFiles {
             TokenizerFiles::HuggingFace
         } else {
             for name in ["vocab.txt", "tokenizer_config.json"] {
-                let path = dir.join(name);
-                std::fs::metadata(&path)
-                    .map_err(|source| AnalyseError::ModelFile { path, source })?;
+                require(name)?;
             }
             TokenizerFiles::WordPiece
         };

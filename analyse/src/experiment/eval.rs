@@ -6,7 +6,7 @@
 use super::{metrics_table, report, ExperimentError, Settings};
 use crate::dataset::{Dataset, LabelledPost};
 use crate::metrics::{self, LabelMetrics};
-use crate::{Classifier, Scorer, Scores, Taxonomy};
+use crate::{Scorer, Scores, Taxonomy};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -261,14 +261,13 @@ pub fn run(
     let texts = dataset.texts();
     let embeddings = settings.embed(classifier.encoder(), &texts, "scoring")?;
     let mut scores = classifier.score_embeddings(&embeddings);
-    let measure = |c: &Classifier, scores: &[Scores]| {
-        let heads: Vec<&str> = c.labels().collect();
+    let heads: Vec<&str> = classifier.labels().collect();
+    let measure = |scores: &[Scores]| {
         Evaluation::of(&heads, &dataset, scores, label, settings.alert_threshold)
     };
-    let without = measure(&classifier, &scores);
+    let without = measure(&scores);
     let stopped = classifier.apply_cascade(&texts, &mut scores);
-    let evaluation = measure(&classifier, &scores);
-    let heads: Vec<&str> = classifier.labels().collect();
+    let evaluation = measure(&scores);
     let groups = by.map(|by| {
         let g = groups(
             by,
