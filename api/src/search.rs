@@ -15,6 +15,8 @@
 //!   the same string or an object `{"danger": 0.7, "fire": 0.5}`.
 //! - `category`: a category the post was classified in (score at least 0.5), e.g. `fire`.
 //! - `source` (`mastodon`, `rss`, `reddit`, `jetstream`...), `lang` (`en`, `fr`...): exact.
+//! - `near`: `LAT,LON,RADIUS_KM`, e.g. `48.8534,2.3488,20`: posts with a place in that disc
+//!   (radius above 0, at most 5,000 km; see `vigie_record::geo` for the edge's precision).
 //! - `sort`: `relevance` (default), `score` (`danger`, highest first), `time` (newest first).
 //! - `cursor`: the `next` of the previous page, with the same other parameters.
 //! - `collapse`: `true` (default) answers one hit per near-duplicate group (reposts, copies;
@@ -32,6 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vigie_index::{Bucket, Cursor, Filters, Hit, IndexError, SearchRequest, Sort};
+use vigie_record::Near;
 
 /// Most hits one request may ask for.
 pub const MAX_LIMIT: usize = 500;
@@ -61,6 +64,8 @@ pub struct SearchParams {
     pub source: Option<String>,
     /// Language code, e.g. `fr`.
     pub lang: Option<String>,
+    /// Posts with a place within a disc: `LAT,LON,RADIUS_KM` (e.g. `48.8534,2.3488,20`).
+    pub near: Option<String>,
     /// `relevance` (default), `score` (danger, highest first) or `time` (newest first).
     pub sort: Option<String>,
     /// The `next` cursor of the previous page.
@@ -103,6 +108,8 @@ pub struct SearchBody {
     pub source: Option<String>,
     /// Language code.
     pub lang: Option<String>,
+    /// Posts with a place within a disc: `LAT,LON,RADIUS_KM` (e.g. `48.8534,2.3488,20`).
+    pub near: Option<String>,
     /// `relevance` (default), `score` or `time`.
     pub sort: Option<String>,
     /// The `next` cursor of the previous page.
@@ -124,6 +131,7 @@ impl From<SearchParams> for SearchBody {
             category: p.category,
             source: p.source,
             lang: p.lang,
+            near: p.near,
             sort: p.sort,
             cursor: p.cursor,
             collapse: p.collapse,
@@ -254,6 +262,16 @@ fn exact(value: Option<String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The `near` disc of a request, or a 400 that says the syntax.
+pub(crate) fn near(value: Option<String>) -> Result<Option<Near>, Problem> {
+    exact(value)
+        .map(|v| {
+            v.parse::<Near>()
+                .map_err(|e| Problem::bad_request("invalid `near`", e.to_string()))
+        })
+        .transpose()
+}
+
 /// The filters of a request.
 pub(crate) fn filters(
     from: Option<String>,
@@ -270,6 +288,7 @@ pub(crate) fn filters(
         category: exact(category),
         source: exact(source),
         lang: exact(lang),
+        near: None,
     })
 }
 
@@ -304,17 +323,21 @@ async fn run(
         Some(c) => Some(c.parse::<Cursor>().map_err(index_problem)?),
         None => None,
     };
-    let request = SearchRequest {
-        query: exact(body.q).unwrap_or_else(|| "*".into()),
-        limit,
-        filters: filters(
+    let filters = Filters {
+        near: near(body.near)?,
+        ..filters(
             body.from,
             body.to,
             body.min_score,
             body.category,
             body.source,
             body.lang,
-        )?,
+        )?
+    };
+    let request = SearchRequest {
+        query: exact(body.q).unwrap_or_else(|| "*".into()),
+        limit,
+        filters,
         sort: sort(body.sort)?,
         cursor,
         collapse: body.collapse.unwrap_or(true),
@@ -431,6 +454,8 @@ pub struct HistogramParams {
     pub source: Option<String>,
     /// Only this language.
     pub lang: Option<String>,
+    /// Posts with a place within a disc: `LAT,LON,RADIUS_KM` (e.g. `48.8534,2.3488,20`).
+    pub near: Option<String>,
 }
 
 /// The answer of `GET /v1/stats/histogram`.
@@ -503,14 +528,17 @@ pub(crate) async fn get_histogram(
         .min_score
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| format!("danger:{}", state.alert_threshold));
-    let filters = filters(
-        p.from,
-        p.to,
-        Some(MinScore::Text(min_score)),
-        p.category,
-        p.source,
-        p.lang,
-    )?;
+    let filters = Filters {
+        near: near(p.near)?,
+        ..filters(
+            p.from,
+            p.to,
+            Some(MinScore::Text(min_score)),
+            p.category,
+            p.source,
+            p.lang,
+        )?
+    };
     let applied = filters.min_scores.iter().cloned().collect();
     let query = exact(p.q).unwrap_or_else(|| "*".into());
     let index = state.index.clone();

@@ -233,6 +233,26 @@ async fn bad_values_are_refused_naming_the_parameter_and_the_query_position() {
             "invalid `interval`",
             "parsecs",
         ),
+        (
+            "/v1/search?purpose=x&near=48.8,2.3",
+            "invalid `near`",
+            "lat,lon,radius_km",
+        ),
+        (
+            "/v1/search?purpose=x&near=148.8,2.3,5",
+            "invalid `near`",
+            "latitude",
+        ),
+        (
+            "/v1/search?purpose=x&near=48.8,2.3,1e9",
+            "invalid `near`",
+            "radius_km",
+        ),
+        (
+            "/v1/stats/histogram?purpose=x&near=a,b,c",
+            "invalid `near`",
+            "three numbers",
+        ),
     ] {
         let (status, body) = get(&server, path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
@@ -271,6 +291,73 @@ async fn the_histogram_counts_danger_posts_per_bucket_and_category() {
     assert_eq!(body["min_score"]["danger"], 0.5);
     let (status, _) = get(&server, "/v1/stats/histogram?interval=1h").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+/// Post `n` of [`post`], placed in Lyon when `n` is odd, in Saint-Denis (9 km from Paris)
+/// otherwise.
+fn placed(n: u32) -> Envelope {
+    let mut e = post(n);
+    let (name, lat, lon) = if n % 2 == 1 {
+        ("Lyon", 45.74846, 4.84671)
+    } else {
+        ("Saint-Denis", 48.93564, 2.35387)
+    };
+    e.places = Some(vec![vigie_record::Place {
+        name: name.into(),
+        country: "FR".into(),
+        lat,
+        lon,
+        confidence: 0.9,
+        found: vigie_record::PlaceFound::Text,
+        mention: Some(name.into()),
+        geonames_id: None,
+    }]);
+    e
+}
+
+#[tokio::test]
+async fn near_restricts_search_and_histogram_to_a_disc_and_hits_show_their_places() {
+    let posts: Vec<_> = (0..30).map(placed).collect();
+    let mut server = common::start_with(&posts, 1000).await;
+    let (status, body) = get(
+        &server,
+        "/v1/search?purpose=x&collapse=false&limit=100&near=48.8534,2.3488,20",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 15, "{body}");
+    let hit = &body["hits"][0];
+    assert_eq!(hit["places"][0]["name"], "Saint-Denis", "{hit}");
+    assert_eq!(hit["places"][0]["found"], "text", "{hit}");
+    // 5 km around Paris holds neither city.
+    let (_, body) = get(&server, "/v1/search?purpose=x&near=48.8534,2.3488,5").await;
+    assert_eq!(body["total"], 0, "{body}");
+    // POST takes it too.
+    let (status, body) = post_json(
+        &server,
+        json!({"purpose": "x", "near": "45.75,4.85,10", "collapse": false, "limit": 100}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["total"].as_u64()),
+        (StatusCode::OK, Some(15)),
+        "{body}"
+    );
+    // The histogram counts only Lyon's alerts: odd n from 20 to 29.
+    let (status, body) = get(
+        &server,
+        "/v1/stats/histogram?purpose=x&interval=1d&min_score=0.5&near=45.75,4.85,10",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let counted: u64 = body["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 5, "{body}");
     server.stop().await;
 }
 

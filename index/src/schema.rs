@@ -64,6 +64,9 @@ pub(crate) struct Fields {
     pub deleted_id: Field,
     /// The deletion record as JSON (stored only).
     pub deletion: Field,
+    /// The quadtree cell keys of the post's places (`vigie_record::geo::cell_keys`), for
+    /// `near` filters.
+    pub geo_cell: Field,
 }
 
 /// The `kind` of a deletion record.
@@ -102,6 +105,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         deleted_id: b.add_text_field("deleted_id", STRING | STORED),
         deletion: b.add_text_field("deletion", STORED),
         fetched_at: b.add_date_field("fetched_at", date),
+        geo_cell: b.add_u64_field("geo_cell", INDEXED),
     };
     (b.build(), fields)
 }

@@ -38,10 +38,12 @@ use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, DocSet, Order, Searcher, TantivyDocument, Term};
-use vigie_record::{Contribution, Envelope, KafkaCoords, Provenance};
+use vigie_record::{Contribution, Envelope, KafkaCoords, Near, Place, Provenance};
 
 /// Documents in order, with their relevance.
 type Ranked = Vec<(f32, DocAddress)>;
@@ -122,6 +124,9 @@ pub struct Filters {
     pub source: Option<String>,
     /// Language code, as the ingestor recorded it (`en`, `fr`).
     pub lang: Option<String>,
+    /// One of the post's places is in this disc (to within the covering's edge cells: see
+    /// `vigie_record::geo`).
+    pub near: Option<Near>,
 }
 
 /// A search: query text in tantivy syntax over the post text, filters, order, page size and
@@ -152,6 +157,7 @@ impl SearchRequest {
         self.collapse.hash(&mut h);
         let f = &self.filters;
         (f.from, f.to, &f.category, &f.source, &f.lang).hash(&mut h);
+        f.near.map(|n| n.to_string()).hash(&mut h);
         for (label, min) in &f.min_scores {
             (label, min.to_bits()).hash(&mut h);
         }
@@ -252,6 +258,8 @@ pub struct Hit {
     pub provenance: Provenance,
     /// Where it was read from Kafka, if it came through Kafka.
     pub kafka: Option<KafkaCoords>,
+    /// The places it is about, most confident first (empty: none found or not looked for).
+    pub places: Vec<Place>,
     /// BM25 relevance of the hit to the query (0 when sorted otherwise).
     pub relevance: f32,
     /// Its near-duplicate group (the id of the group's first post).
@@ -304,6 +312,7 @@ impl Hit {
             author: e.post.author,
             provenance: e.provenance,
             kafka: e.kafka,
+            places: e.places.unwrap_or_default(),
             relevance,
             group: String::new(),
             copies: 1,
@@ -419,6 +428,13 @@ impl PostIndex {
                     )),
                 ));
             }
+        }
+        if let Some(near) = &filters.near {
+            let cells = near
+                .covering()
+                .into_iter()
+                .map(|k| Term::from_field_u64(f.geo_cell, k));
+            clauses.push((Occur::Must, Box::new(TermSetQuery::new(cells))));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
@@ -840,6 +856,69 @@ mod tests {
         // A syntax error names its position.
         let e = index.search(&q("fire AND (smoke")).unwrap_err();
         assert!(e.to_string().contains("position"), "{e}");
+    }
+
+    fn placed(n: u32, text: &str, places: &[(&str, f64, f64)]) -> Envelope {
+        let mut e = post(n, text, "fr", "rss", i64::from(n), 0.9);
+        e.places = Some(
+            places
+                .iter()
+                .map(|&(name, lat, lon)| vigie_record::Place {
+                    name: name.into(),
+                    country: "FR".into(),
+                    lat,
+                    lon,
+                    confidence: 0.9,
+                    found: vigie_record::PlaceFound::Text,
+                    mention: Some(name.into()),
+                    geonames_id: None,
+                })
+                .collect(),
+        );
+        e
+    }
+
+    #[test]
+    fn near_keeps_the_posts_with_a_place_in_the_disc() {
+        let (_d, index) = index_of(&[
+            placed(
+                1,
+                "incendie à Saint-Denis",
+                &[("Saint-Denis", 48.93564, 2.35387)],
+            ),
+            placed(2, "incendie à Lyon", &[("Lyon", 45.74846, 4.84671)]),
+            placed(
+                3,
+                "de Lyon à Paris",
+                &[("Lyon", 45.74846, 4.84671), ("Paris", 48.85341, 2.3488)],
+            ),
+            placed(4, "incendie quelque part", &[]),
+            post(5, "incendie sans lieu", "fr", "rss", 5, 0.9),
+        ]);
+        let near = |s: &str| {
+            let mut r = q("*");
+            r.filters.near = Some(s.parse().unwrap());
+            r.sort = Sort::Time;
+            let mut got = ids(&index, r);
+            got.sort();
+            got
+        };
+        // 20 km around Paris: Saint-Denis (9 km) and the post naming Paris too.
+        assert_eq!(
+            near("48.8534,2.3488,20"),
+            ["de Lyon à Paris", "incendie à Saint-Denis"]
+        );
+        // 5 km around Paris: not Saint-Denis.
+        assert_eq!(near("48.8534,2.3488,5"), ["de Lyon à Paris"]);
+        assert_eq!(
+            near("45.75,4.85,10"),
+            ["de Lyon à Paris", "incendie à Lyon"]
+        );
+        assert!(near("43.70,7.27,30").is_empty());
+        // The filter is part of the search: it goes with the other filters and into cursors.
+        let mut r = q("lyon");
+        r.filters.near = Some("48.8534,2.3488,20".parse().unwrap());
+        assert_eq!(ids(&index, r), ["de Lyon à Paris"]);
     }
 
     #[test]

@@ -137,6 +137,11 @@ impl IndexWriter {
             }
             doc.add_object(f.scores, scores);
         }
+        for place in envelope.places.iter().flatten() {
+            for key in vigie_record::geo::cell_keys(&place.point()) {
+                doc.add_u64(f.geo_cell, key);
+            }
+        }
         let words = near_dup::words(&post.text);
         let bands = near_dup::bands(&words);
         let group = self.group_for(post.id.as_str(), &words, &bands)?;

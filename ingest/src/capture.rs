@@ -307,6 +307,7 @@ mod tests {
                 lang: Some("fr".into()),
                 created_at: "2026-11-27T08:00:00Z".parse().unwrap(),
                 url: None,
+                coordinates: None,
             },
             provenance: vigie_record::Provenance {
                 fetched_at: "2026-11-27T08:00:03Z".parse().unwrap(),
@@ -321,6 +322,7 @@ mod tests {
             },
             kafka: None,
             scoring: None,
+            places: None,
         };
         let tombstone = Tombstone {
             id: VigieId::derive("mastodon", "1"),

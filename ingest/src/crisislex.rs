@@ -137,6 +137,7 @@ fn parse_record(
             text,
             created_at,
             url: Some(format!("https://twitter.com/i/web/status/{id_text}")),
+            coordinates: None,
         },
         provenance: Provenance {
             fetched_at,
@@ -151,6 +152,7 @@ fn parse_record(
         },
         kafka: None,
         scoring: None,
+        places: None,
     })
 }
 

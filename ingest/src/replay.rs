@@ -265,6 +265,7 @@ fn parse_line(
             created_at: item.created_at.unwrap_or(fetched_at),
             url: item.url.map(|u| pseudonymiser.scrub_urls(&u)),
             source,
+            coordinates: None,
         },
         provenance: Provenance {
             fetched_at,
@@ -279,6 +280,7 @@ fn parse_line(
         },
         kafka: None,
         scoring: None,
+        places: None,
     })
 }
 

@@ -27,6 +27,9 @@ pub struct Post {
     /// The post's public URL, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Where the source says the post was made, when it says (a geotag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<crate::GeoPoint>,
 }
 
 /// The program that fetched a post, and its version.
@@ -133,6 +136,10 @@ pub struct Envelope {
     /// Its scores, once analysed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scoring: Option<Scoring>,
+    /// The places it is about, once analysed with a gazetteer (empty: none found; absent: not
+    /// looked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub places: Option<Vec<crate::Place>>,
 }
 
 impl Envelope {

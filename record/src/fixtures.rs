@@ -14,6 +14,7 @@ pub fn envelope(native_id: &str, text: &str) -> Envelope {
             lang: Some("en".into()),
             created_at: "2026-11-27T08:00:00Z".parse().expect("valid time"),
             url: Some(format!("https://mamot.fr/@someone/{native_id}")),
+            coordinates: None,
         },
         provenance: Provenance {
             fetched_at: "2026-11-27T08:00:03Z".parse().expect("valid time"),
@@ -28,6 +29,7 @@ pub fn envelope(native_id: &str, text: &str) -> Envelope {
         },
         kafka: None,
         scoring: None,
+        places: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! A public post travels through Vigie as a [`Post`] inside an [`Envelope`]. The envelope
 //! carries the post's provenance (where, when and how it was fetched), then collects what each
 //! later stage adds: the Kafka coordinates it was read from ([`KafkaCoords`]) and its scores with
-//! their explanation ([`Scoring`]).
+//! their explanation ([`Scoring`]), and the places it is about ([`Place`], see [`geo`]).
 //!
 //! Guarantees:
 //! - **Stable identity.** A post's [`VigieId`] is derived from its source and its native id
@@ -30,6 +30,7 @@ pub mod bus;
 mod envelope;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod geo;
 mod id;
 pub mod lang;
 mod tombstone;
@@ -38,6 +39,7 @@ pub mod topics;
 pub use envelope::{
     Contribution, Envelope, Ingestor, KafkaCoords, Post, Provenance, ScoreState, Scoring,
 };
+pub use geo::{GeoPoint, Near, Place, PlaceFound};
 pub use id::{content_sha256, VigieId};
 pub use tombstone::{Deletion, Record, Tombstone};
 

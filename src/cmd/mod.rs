@@ -33,12 +33,14 @@ pub mod show_config;
 
 use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
+use std::sync::Arc;
 use vigie_analyse::{Analyser, Classifier, NoopScorer, PrototypeScorer, Scorer, Taxonomy};
 use vigie_api::reviews::REVIEWS_FILE;
 use vigie_api::users::{Role, USERS_FILE};
 use vigie_api::{AppState, ReviewStore, UserStore};
 use vigie_index::PostIndex;
 use vigie_logs::access_log::{self, AccessLog, LogKind, LogOptions};
+use vigie_situation::{Gazetteer, PlaceResolver};
 
 /// One subcommand: the settings its flags override, and what it does.
 pub trait Cmd {
@@ -80,7 +82,26 @@ pub fn analyser(config: &Config, choice: ScorerChoice) -> Result<Analyser<Box<dy
         ScorerChoice::Model => scorer(config)?,
         ScorerChoice::Noop => Box::new(NoopScorer),
     };
-    Ok(Analyser::new(scorer, config.analyser_config()))
+    let analyser = Analyser::new(scorer, config.analyser_config());
+    Ok(match place_resolver(config)? {
+        Some(resolver) => analyser.with_places(resolver),
+        None => analyser,
+    })
+}
+
+/// The place resolver over the configured gazetteer; `None` (with a warning) when none is
+/// configured, an error when the configured one cannot be read.
+pub fn place_resolver(config: &Config) -> Result<Option<PlaceResolver>> {
+    let Some(path) = &config.gazetteer else {
+        tracing::warn!("no gazetteer configured (run `make setup`): places are not resolved");
+        return Ok(None);
+    };
+    let gazetteer = Gazetteer::open(path).context("loading the gazetteer")?;
+    tracing::info!(places = gazetteer.len(), path = %path.display(), "gazetteer loaded");
+    Ok(Some(PlaceResolver::new(
+        Arc::new(gazetteer),
+        Default::default(),
+    )))
 }
 
 /// Serves `index` on `config.listen` until Ctrl-C or SIGTERM; with `retention`, also enforces

@@ -296,10 +296,12 @@ impl Jetstream {
                         lang: lang::resolve(record.langs.first().map(String::as_str), &text),
                         text,
                         created_at,
+                        coordinates: None,
                     },
                     provenance: fetch.provenance(raw.as_bytes()),
                     kafka: None,
                     scoring: None,
+                    places: None,
                 }))))
             }
             other => Err(format!("unknown commit operation {other:?}")),

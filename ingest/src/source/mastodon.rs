@@ -240,10 +240,12 @@ impl Mastodon {
                 created_at: status.created_at,
                 url: status.url.map(|u| self.pseudonymiser.scrub_urls(&u)),
                 native_id,
+                coordinates: None,
             },
             provenance: fetch.provenance(raw.as_bytes()),
             kafka: None,
             scoring: None,
+            places: None,
         })
     }
 

@@ -222,10 +222,12 @@ impl Reddit {
                     self.pseudonymiser
                         .scrub_urls(&format!("https://www.reddit.com{}", link.permalink)),
                 ),
+                coordinates: None,
             },
             provenance: fetch.provenance(raw.as_bytes()),
             kafka: None,
             scoring: None,
+            places: None,
         })))
     }
 

@@ -148,10 +148,12 @@ impl Feed {
                     .or(entry.updated)
                     .unwrap_or(fetch.fetched_at),
                 url,
+                coordinates: None,
             },
             provenance: fetch.provenance(raw),
             kafka: None,
             scoring: None,
+            places: None,
         })
     }
 }
