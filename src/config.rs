@@ -141,6 +141,14 @@ impl Config {
         }
     }
 
+    /// How the index groups alerts into incidents: from the alert threshold.
+    pub fn incident_config(&self) -> vigie_situation::IncidentConfig {
+        vigie_situation::IncidentConfig {
+            threshold: self.alert_threshold,
+            ..Default::default()
+        }
+    }
+
     /// The Kafka settings for `brokers`, with the `[kafka]` properties.
     pub fn bus(&self, brokers: &str) -> vigie_record::bus::BusConfig {
         vigie_record::bus::BusConfig::new(brokers).set_all(&self.kafka)

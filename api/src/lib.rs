@@ -7,6 +7,10 @@
 //! - `GET /v1/posts/{id}?purpose=...` (analysts): one post, its scores and its lineage;
 //!   `POST /v1/posts/{id}/review` records an analyst's verdict; `GET /v1/alerts?since=...`
 //!   lists the posts at or above the alert threshold that nobody has reviewed yet.
+//! - `GET /v1/incidents?purpose=..` and `GET /v1/incidents/{id}?purpose=..` (analysts): the
+//!   alert posts grouped into incidents, with place, timeline and members; `POST
+//!   /v1/incidents/{id}/review` records a verdict that reaches each of its posts (see
+//!   [`incidents`]).
 //! - `GET /v1/audit/export?from=..&to=..&user=..` (auditors) exports the access log with its
 //!   chain, checkpoints and a signed seal.
 //! - `GET /healthz` answers `ok` and `GET /openapi.json` describes the API, to anyone; they
@@ -22,6 +26,7 @@
 mod audit;
 pub mod bench;
 pub mod guard;
+pub mod incidents;
 pub mod openapi;
 mod posts;
 mod problem;
@@ -116,6 +121,24 @@ fn routes() -> Vec<Route> {
             "/v1/posts/{id}/review",
             Permission::Review,
             post(posts::post_review),
+        ),
+        route(
+            Method::GET,
+            "/v1/incidents",
+            Permission::Incidents,
+            get(incidents::get_incidents),
+        ),
+        route(
+            Method::GET,
+            "/v1/incidents/{id}",
+            Permission::Incidents,
+            get(incidents::get_incident),
+        ),
+        route(
+            Method::POST,
+            "/v1/incidents/{id}/review",
+            Permission::Incidents,
+            post(incidents::post_incident_review),
         ),
         route(
             Method::GET,

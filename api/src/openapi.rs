@@ -22,6 +22,9 @@ use utoipa::{Modify, OpenApi};
         crate::posts::get_post,
         crate::posts::post_review,
         crate::posts::get_alerts,
+        crate::incidents::get_incidents,
+        crate::incidents::get_incident,
+        crate::incidents::post_incident_review,
         crate::audit::get_export
     ),
     modifiers(&BearerToken)
@@ -74,6 +77,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 7, "every annotated handler is in the document");
+        assert_eq!(operations, 10, "every annotated handler is in the document");
     }
 }

@@ -407,6 +407,18 @@ fn deleted_answer(
 /// The longest review note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 
+/// 400 when a review note is longer than [`MAX_NOTE_CHARS`].
+pub(crate) fn check_note(note: &str) -> Result<(), Problem> {
+    let n = note.chars().count();
+    if n > MAX_NOTE_CHARS {
+        return Err(Problem::bad_request(
+            "invalid review",
+            format!("the note has {n} characters; at most {MAX_NOTE_CHARS} are kept: shorten it"),
+        ));
+    }
+    Ok(())
+}
+
 /// The body of a review.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -447,13 +459,11 @@ pub(crate) async fn post_review(
              \"note\": \"...\"}",
         )
     })?;
-    if body.note.chars().count() > MAX_NOTE_CHARS {
+    check_note(&body.note)?;
+    if body.verdict == Verdict::Duplicate {
         return Err(Problem::bad_request(
             "invalid review",
-            format!(
-                "the note has {} characters; at most {MAX_NOTE_CHARS} are kept: shorten it",
-                body.note.chars().count()
-            ),
+            "`duplicate` is a verdict on incidents (POST /v1/incidents/{id}/review); a post is              `confirmed`, `false_alarm` or `unclear`",
         ));
     }
     lookup(&state, &id).await?;
@@ -463,6 +473,8 @@ pub(crate) async fn post_review(
         note: body.note,
         user: caller.name.clone(),
         time: Utc::now(),
+        incident: None,
+        duplicate_of: None,
     };
     let mut params = serde_json::Map::new();
     params.insert(

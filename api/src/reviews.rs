@@ -1,6 +1,8 @@
 //! Human decisions on alerts: `POST /v1/posts/{id}/review`.
 //!
-//! A review is a person's verdict on a post (`confirmed`, `false_alarm`, `unclear`) with a note.
+//! A review is a person's verdict on a post (`confirmed`, `false_alarm`, `unclear`) with a note,
+//! or on an incident (`confirmed`, `false_alarm`, `duplicate` of another), stored for the
+//! incident and for each of its posts, naming the incident (`POST /v1/incidents/{id}/review`).
 //! Reviews are appended to `<data_dir>/reviews.jsonl` and fsynced before the answer; they are
 //! never changed or removed (a new review supersedes in reading, not in storage). Nothing in
 //! Vigie acts on a score or a review by itself: reviews are shown in a post's lineage and take it
@@ -26,6 +28,8 @@ pub enum Verdict {
     FalseAlarm,
     /// The reviewer cannot tell.
     Unclear,
+    /// (Incidents only) the same situation as another incident (`duplicate_of`).
+    Duplicate,
 }
 
 /// One review, as stored and shown.
@@ -41,6 +45,13 @@ pub struct Review {
     pub user: String,
     /// When.
     pub time: DateTime<Utc>,
+    /// The incident reviewed, when the review was given to an incident (stored for the
+    /// incident and for each of its posts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// For `duplicate`: the incident it duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 /// What can go wrong with reviews.
@@ -171,6 +182,8 @@ mod tests {
             note: "a drill".into(),
             user: "ana".into(),
             time: Utc::now(),
+            incident: None,
+            duplicate_of: None,
         };
         store.add(review.clone()).unwrap();
         let reopened = ReviewStore::open(&path).unwrap();

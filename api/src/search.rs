@@ -475,7 +475,7 @@ pub struct Histogram {
 /// The narrowest bucket (one minute), to keep answers bounded.
 const MIN_INTERVAL_SECS: i64 = 60;
 
-fn interval(value: Option<String>) -> Result<i64, Problem> {
+pub(crate) fn interval(value: Option<String>) -> Result<i64, Problem> {
     let text = value.unwrap_or_else(|| "1h".into());
     let text = text.trim();
     let bad = || {

@@ -58,7 +58,7 @@ impl Role {
     pub fn allows(self, action: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Analyst => matches!(action, Search | ViewPost | Review | Alerts),
+            Role::Analyst => matches!(action, Search | ViewPost | Review | Alerts | Incidents),
             Role::Experimenter => false,
             Role::Auditor => matches!(action, AuditExport),
             Role::Admin => false,
@@ -95,6 +95,8 @@ pub enum Permission {
     Alerts,
     /// Export the access log.
     AuditExport,
+    /// List and view incidents, and review them.
+    Incidents,
 }
 
 impl Permission {
@@ -106,6 +108,7 @@ impl Permission {
             Permission::Review => "review alerts",
             Permission::Alerts => "list alerts",
             Permission::AuditExport => "export the access log",
+            Permission::Incidents => "view and review incidents",
         }
     }
 

@@ -8,5 +8,6 @@ mod common;
 
 mod access_http;
 mod hostile;
+mod incidents_http;
 mod lineage;
 mod search_http;

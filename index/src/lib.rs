@@ -21,6 +21,7 @@
 //! explanation), so a hit shows where the post came from and why it scored as it did.
 
 pub mod deletion;
+pub mod incidents;
 mod lookup;
 pub mod near_dup;
 mod schema;
@@ -29,6 +30,7 @@ mod stats;
 mod writer;
 
 pub use deletion::DeletionRecord;
+pub use incidents::IncidentFilter;
 pub use schema::CATEGORY_THRESHOLD;
 pub use search::{
     check_query_limits, Cursor, Filters, Group, Hit, Member, SearchPage, SearchRequest, Sort,
@@ -42,6 +44,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
+use vigie_situation::incidents::IncidentConfig;
 
 /// What can go wrong with the index.
 #[derive(Debug, thiserror::Error)]
@@ -149,16 +152,26 @@ impl PostIndex {
     /// The index's single writer (tantivy allows one per index; a second call fails while the
     /// first is alive).
     pub fn writer(&self) -> Result<IndexWriter, IndexError> {
-        IndexWriter::new(self.clone())
+        IndexWriter::new(self.clone(), IncidentConfig::default())
     }
 
-    /// Number of posts visible to searchers (deletion records not counted).
+    /// The same, grouping alerts into incidents by `incidents` (its threshold: the alert
+    /// threshold of the analyse stage).
+    pub fn writer_with(&self, incidents: IncidentConfig) -> Result<IndexWriter, IndexError> {
+        IndexWriter::new(self.clone(), incidents)
+    }
+
+    /// Number of posts visible to searchers (deletion records and incidents not counted).
     pub fn num_docs(&self) -> u64 {
         let searcher = self.reader.searcher();
         // Deletion records are never deleted, so the term's document frequency is exact.
         let term = tantivy::Term::from_field_text(self.fields.kind, schema::DELETION);
         let deletions = searcher.doc_freq(&term).unwrap_or(0);
-        searcher.num_docs().saturating_sub(deletions)
+        let incidents = self.num_incidents().unwrap_or(0);
+        searcher
+            .num_docs()
+            .saturating_sub(deletions)
+            .saturating_sub(incidents)
     }
 
     /// The payload of the last commit, if any.

@@ -65,9 +65,23 @@ pub(crate) struct Fields {
     /// The deletion record as JSON (stored only).
     pub deletion: Field,
     /// The quadtree cell keys of the post's places (`vigie_record::geo::cell_keys`), for
-    /// `near` filters.
+    /// `near` filters (on an incident: those of its posts' places).
     pub geo_cell: Field,
+    /// An incident's id, on its document (see [`crate::incidents`]).
+    pub incident_id: Field,
+    /// The Vigie ids of an incident's posts (exact terms).
+    pub incident_member: Field,
+    /// An incident's status, category and family (exact terms: `open`, `fire`,
+    /// `fire_explosion`).
+    pub incident_tag: Field,
+    /// When an incident's last post was made, for order and `since`.
+    pub incident_last: Field,
+    /// The incident as JSON (stored only).
+    pub incident: Field,
 }
+
+/// The `kind` of an incident document.
+pub(crate) const INCIDENT: &str = "incident";
 
 /// The `kind` of a deletion record.
 pub(crate) const DELETION: &str = "deletion";
@@ -106,6 +120,16 @@ pub(crate) fn build() -> (Schema, Fields) {
         deletion: b.add_text_field("deletion", STORED),
         fetched_at: b.add_date_field("fetched_at", date),
         geo_cell: b.add_u64_field("geo_cell", INDEXED),
+        incident_id: b.add_text_field("incident_id", STRING),
+        incident_member: b.add_text_field("incident_member", STRING),
+        incident_tag: b.add_text_field("incident_tag", STRING),
+        incident_last: b.add_date_field(
+            "incident_last",
+            DateOptions::from(INDEXED)
+                .set_fast()
+                .set_precision(DateTimePrecision::Seconds),
+        ),
+        incident: b.add_text_field("incident", STORED),
     };
     (b.build(), fields)
 }

@@ -293,6 +293,15 @@ pub struct Member {
 }
 
 impl Hit {
+    /// The hit of envelope `e` with `relevance` (alone: a copy count of 1, its own group).
+    pub fn of(e: Envelope, relevance: f32) -> Self {
+        let mut hit = Hit::from_envelope(e, relevance);
+        if hit.group.is_empty() {
+            hit.group = hit.id.clone();
+        }
+        hit
+    }
+
     fn from_envelope(e: Envelope, relevance: f32) -> Self {
         let (score, scores, explanation, model) = match e.scoring {
             Some(s) => (s.danger(), s.scores, s.explanation, Some(s.model)),
@@ -390,13 +399,16 @@ impl PostIndex {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.parse(query)?)];
         // Issue #5 (deletions): deletion records are never search hits (see `crate::deletion`).
-        clauses.push((
-            Occur::MustNot,
-            Box::new(TermQuery::new(
-                Term::from_field_text(f.kind, crate::schema::DELETION),
-                IndexRecordOption::Basic,
-            )),
-        ));
+        // Nor are incidents (see `crate::incidents`).
+        for kind in [crate::schema::DELETION, crate::schema::INCIDENT] {
+            clauses.push((
+                Occur::MustNot,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.kind, kind),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
         if filters.from.is_some() || filters.to.is_some() {
             let lower = filters.from.map_or(Bound::Unbounded, |t| {
                 Bound::Included(date_term(f.created_at, t))

@@ -12,6 +12,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, OwnedValue, Value};
 use tantivy::{DateTime, TantivyDocument, Term};
 use vigie_record::{Deletion, Envelope};
+use vigie_situation::incidents::{Incident, IncidentConfig, Incidents};
 
 /// The memory tantivy may use for buffering documents before it writes a segment.
 const WRITER_MEMORY: usize = 50_000_000;
@@ -45,6 +46,10 @@ pub struct IndexWriter {
     pending_bands: HashMap<u64, Vec<usize>>,
     /// Deletions since the last commit, by Vigie id: their records are added at the commit.
     pending_deletions: BTreeMap<String, Deletion>,
+    /// The open incidents, fed every post (see [`crate::incidents`]).
+    incidents: Incidents,
+    /// Closed incidents changed since the last commit (a post of theirs left), by id.
+    closed_edits: BTreeMap<String, Incident>,
 }
 
 /// What [`IndexWriter::upsert`] did with a post.
@@ -66,15 +71,41 @@ struct Pending {
 const BUCKET: usize = 8;
 
 impl IndexWriter {
-    pub(crate) fn new(index: PostIndex) -> Result<Self, IndexError> {
+    pub(crate) fn new(index: PostIndex, incidents: IncidentConfig) -> Result<Self, IndexError> {
         let inner = index.index.writer(WRITER_MEMORY)?;
+        let open = index.open_incidents()?;
         Ok(IndexWriter {
             index,
             inner,
             pending: Vec::new(),
             pending_bands: HashMap::new(),
             pending_deletions: BTreeMap::new(),
+            incidents: Incidents::resume(incidents, open),
+            closed_edits: BTreeMap::new(),
         })
+    }
+
+    /// The open incidents, as of the posts given so far (committed or not).
+    pub fn incidents(&self) -> &Incidents {
+        &self.incidents
+    }
+
+    /// Takes post `id` out of the incident it is in, open or closed.
+    fn leave_incident(&mut self, id: &str) -> Result<(), IndexError> {
+        if self.incidents.incident_of(id).is_some() {
+            self.incidents.remove_post(id);
+            return Ok(());
+        }
+        let edited = self
+            .closed_edits
+            .values()
+            .find(|i| i.members.iter().any(|m| m.id == id))
+            .cloned();
+        if let Some(mut incident) = edited.or(self.index.incident_with_member(id)?) {
+            incident.remove_post(id);
+            self.closed_edits.insert(incident.id.clone(), incident);
+        }
+        Ok(())
     }
 
     /// Whether post `id` was deleted at its source: a committed or pending deletion record.
@@ -88,6 +119,7 @@ impl IndexWriter {
         let id = deletion.tombstone.id.as_str();
         let f = &self.index.fields;
         self.inner.delete_term(Term::from_field_text(f.id, id));
+        self.leave_incident(id)?;
         if !self.is_deleted(id)? {
             self.pending_deletions
                 .insert(id.to_string(), deletion.clone());
@@ -171,6 +203,7 @@ impl IndexWriter {
             String::from_utf8(envelope.to_json()).expect("JSON is UTF-8"),
         );
         self.inner.add_document(doc)?;
+        self.incidents.observe(envelope);
         Ok(Upsert::Indexed)
     }
 
@@ -185,6 +218,9 @@ impl IndexWriter {
         let ids = self.index.ids_matching(&query)?;
         if !ids.is_empty() {
             self.inner.delete_query(Box::new(query))?;
+        }
+        for id in &ids {
+            self.leave_incident(id)?;
         }
         Ok(ids)
     }
@@ -258,6 +294,20 @@ impl IndexWriter {
                 kafka: deletion.kafka,
                 committed_at,
             })?;
+            self.inner.add_document(doc)?;
+        }
+        let mut changed: BTreeMap<String, Incident> = std::mem::take(&mut self.closed_edits);
+        changed.extend(
+            self.incidents
+                .take_changed()
+                .into_iter()
+                .map(|i| (i.id.clone(), i)),
+        );
+        for incident in changed.values() {
+            let f = &self.index.fields;
+            self.inner
+                .delete_term(Term::from_field_text(f.incident_id, &incident.id));
+            let doc = self.index.incident_document(incident)?;
             self.inner.add_document(doc)?;
         }
         let mut prepared = self.inner.prepare_commit()?;

@@ -262,6 +262,7 @@ async fn one_run<S: Scorer>(
         linger: Duration::from_millis(200),
         metrics: index_m.clone(),
         retention: None,
+        incidents: Default::default(),
     };
     let index = PostIndex::open(index_dir)?;
     let indexer = tokio::spawn({

@@ -26,7 +26,10 @@ pub fn replay_into_index<S: Scorer>(
     index: &PostIndex,
     mut on_batch: impl FnMut(usize),
 ) -> Result<Applied> {
-    let mut writer = index.writer()?;
+    let mut writer = index.writer_with(vigie_situation::IncidentConfig {
+        threshold: alert_threshold,
+        ..Default::default()
+    })?;
     let mut applied = Applied::default();
     replay::play_now(items, speed, batch_size, |batch: Vec<Item>| -> Result<()> {
         let n = batch.len();

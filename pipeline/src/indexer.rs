@@ -47,6 +47,7 @@ use vigie_index::{IndexWriter, PostIndex};
 use vigie_logs::retention::{Retention, Target};
 use vigie_record::bus::{BusConfig, Publisher, Subscriber};
 use vigie_record::Record;
+use vigie_situation::IncidentConfig;
 
 /// Settings of the indexer stage.
 #[derive(Debug, Clone)]
@@ -65,6 +66,9 @@ pub struct IndexerConfig {
     pub metrics: StageMetrics,
     /// Retention, enforced by the indexer between two commits; `None`: not here.
     pub retention: Option<IndexerRetention>,
+    /// How alerts are grouped into incidents (committed with the posts: see
+    /// `vigie_index::incidents`).
+    pub incidents: IncidentConfig,
 }
 
 /// Retention as the indexer enforces it: it holds the index writer for as long as it runs, so
@@ -105,7 +109,7 @@ pub async fn run_indexer(
         report_gap(&gap, &config.metrics);
     }
     let dead = Publisher::new(&config.bus, &config.deadletter)?;
-    let mut writer = index.writer()?;
+    let mut writer = index.writer_with(config.incidents)?;
     // One batch at a time: read, written, committed.
     config.metrics.set_bound(config.batch.max(1));
     let lag = config.metrics.watch_lag(subscriber.clone());

@@ -394,9 +394,10 @@ impl Incidents {
                 if let Some(keep) = self.open.get_mut(&into) {
                     keep.absorb(&gone);
                 }
-                gone.status = Status::Closed;
+                // What is left of it: a pointer to where its posts went.
+                gone.members.clear();
                 gone.merged_into = Some(into.clone());
-                gone.revision += 1;
+                gone.close();
                 self.changed.insert(gone.id.clone(), gone);
                 changes.push(Change::Merged(from.clone(), into.clone()));
             }
@@ -427,8 +428,7 @@ impl Incidents {
                 for m in &inc.members {
                     self.member_of.remove(&m.id);
                 }
-                inc.status = Status::Closed;
-                inc.revision += 1;
+                inc.close();
                 self.changed.insert(iid.clone(), inc);
                 changes.push(Change::Closed(iid));
             }
@@ -445,16 +445,19 @@ impl Incidents {
         let Some(inc) = self.open.get_mut(&iid) else {
             return Vec::new();
         };
-        inc.remove(id);
-        if inc.members.is_empty() {
-            let mut inc = self.open.remove(&iid).expect("present above");
-            inc.status = Status::Closed;
-            inc.revision += 1;
-            self.changed.insert(iid.clone(), inc);
-            return vec![Change::Closed(iid)];
+        inc.remove_post(id);
+        if !inc.members.is_empty() {
+            self.touch(&iid);
+            return Vec::new();
         }
-        self.touch(&iid);
-        Vec::new()
+        match self.open.remove(&iid) {
+            Some(mut inc) => {
+                inc.close();
+                self.changed.insert(iid.clone(), inc);
+                vec![Change::Closed(iid)]
+            }
+            None => Vec::new(),
+        }
     }
 }
 
@@ -518,7 +521,18 @@ impl Incident {
         self.summarise();
     }
 
-    fn remove(&mut self, id: &str) {
+    /// Closes it: it takes no more posts, and forgets its word profile (only open incidents
+    /// need one; a closed incident keeps no word of posts that may later be deleted).
+    fn close(&mut self) {
+        self.status = Status::Closed;
+        self.terms.clear();
+        self.revision += 1;
+    }
+
+    /// Takes post `id` out (deleted at its source, or past retention): its text leaves the
+    /// title with it.
+    pub fn remove_post(&mut self, id: &str) {
+        self.revision += 1;
         self.members.retain(|m| m.id != id);
         if self.best == id {
             // The title goes with the post; the next best post's text is not kept here, so the

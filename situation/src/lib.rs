@@ -5,6 +5,7 @@
 //!   up by folded name or by nearest point.
 //! - [`places`]: the place mentions of a post resolved to coordinates, each with a confidence
 //!   and how it was found, by a rule that can be explained (see its module doc).
+//! - [`evaluate`]: precision and recall of the resolution on a hand-labelled sample.
 //! - [`incidents`]: alert posts grouped online into incidents (same family of category, close
 //!   in time, in place, and in words), opened, grown, merged and closed as posts arrive.
 //!
@@ -14,6 +15,7 @@
 //! network, and neither a hostile text nor a corrupt
 //! gazetteer file can panic it: the file is refused at load with the offset at fault.
 
+pub mod evaluate;
 pub mod gazetteer;
 pub mod incidents;
 pub mod places;

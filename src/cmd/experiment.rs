@@ -2,7 +2,7 @@
 //! `vigie_analyse::experiment`).
 
 use crate::config::Config;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 /// `vigie experiment ...`
@@ -31,6 +31,27 @@ pub enum ExperimentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Precision and recall of place resolution on hand-labelled samples, per language (the
+    /// configured gazetteer).
+    Places {
+        /// Labelled JSONL files (`text`, `lang`, `places`; see fixtures/places/README.md).
+        #[arg(
+            long,
+            value_name = "FILE",
+            num_args = 1..,
+            default_values = [
+                "fixtures/places/crisislex-t26-places.jsonl",
+                "fixtures/places/handwritten-fr-en.jsonl"
+            ]
+        )]
+        data: Vec<PathBuf>,
+        /// Also print the wrong and missed places.
+        #[arg(long)]
+        errors: bool,
+        /// Print JSON instead of Markdown tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl super::Cmd for ExperimentCommand {
@@ -50,6 +71,25 @@ impl super::Cmd for ExperimentCommand {
                     println!("{}", loco.to_json()?);
                 } else {
                     print!("{}", loco.markdown());
+                }
+                Ok(())
+            }
+            ExperimentCommand::Places { data, errors, json } => {
+                let resolver = super::place_resolver(config)?
+                    .context("no gazetteer configured: run `make setup`, or set `gazetteer`")?;
+                for file in data {
+                    let ev = vigie_situation::evaluate::evaluate(&resolver, file)?;
+                    if *json {
+                        println!("{}", serde_json::to_string(&ev)?);
+                    } else {
+                        println!("{}", ev.markdown());
+                        if *errors {
+                            for e in &ev.errors {
+                                println!("- {e}");
+                            }
+                            println!();
+                        }
+                    }
                 }
                 Ok(())
             }

@@ -58,6 +58,7 @@ impl super::Cmd for Args {
                 retention: config.retention(),
                 every: self.retention_every,
             }),
+            incidents: config.incident_config(),
         };
         tokio::runtime::Runtime::new()?.block_on(async {
             metrics::start(config.metrics.as_deref(), registry.clone()).await?;

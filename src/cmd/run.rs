@@ -172,6 +172,7 @@ fn over_kafka(config: &Config, args: &Args, brokers: &str, items: Vec<Item>) -> 
         metrics: metrics.stage("index"),
         // Like `vigie run`: no retention (the replayed demo posts may be older).
         retention: None,
+        incidents: config.incident_config(),
     };
     runtime.block_on(async {
         bus.ensure_topics(&topics::PIPELINE, topics::DEFAULT_PARTITIONS)
