@@ -61,6 +61,49 @@ impl std::fmt::Debug for Gazetteer {
     }
 }
 
+/// Other names of places, as French (and English) posts write them, and the GeoNames name and
+/// country they mean: `cities1000` holds one name per place, in the local language. An alias
+/// adds a candidate; it does not remove one (`Vienne` stays the French commune as well, and
+/// the ambiguity rule chooses).
+pub const EXONYMS: &[(&str, &str, &str)] = &[
+    ("Bruxelles", "Brussels", "BE"),
+    ("Anvers", "Antwerpen", "BE"),
+    ("Gand", "Gent", "BE"),
+    ("Bruges", "Brugge", "BE"),
+    ("Genève", "Geneva", "CH"),
+    ("Bâle", "Basel", "CH"),
+    ("Sion", "Sitten", "CH"),
+    ("Londres", "London", "GB"),
+    ("Édimbourg", "Edinburgh", "GB"),
+    ("Vienne", "Vienna", "AT"),
+    ("Munich", "Munich", "DE"),
+    ("Cologne", "Köln", "DE"),
+    ("Aix-la-Chapelle", "Aachen", "DE"),
+    ("Francfort", "Frankfurt am Main", "DE"),
+    ("Berlin", "Berlin", "DE"),
+    ("Moscou", "Moscow", "RU"),
+    ("Varsovie", "Warsaw", "PL"),
+    ("Lisbonne", "Lisbon", "PT"),
+    ("Séville", "Sevilla", "ES"),
+    ("Barcelone", "Barcelona", "ES"),
+    ("Valence", "Valencia", "ES"),
+    ("Saragosse", "Zaragoza", "ES"),
+    ("Venise", "Venice", "IT"),
+    ("Florence", "Florence", "IT"),
+    ("Gênes", "Genoa", "IT"),
+    ("Turin", "Turin", "IT"),
+    ("Athènes", "Athens", "GR"),
+    ("Copenhague", "Copenhagen", "DK"),
+    ("Le Caire", "Cairo", "EG"),
+    ("Alger", "Algiers", "DZ"),
+    ("Pékin", "Beijing", "CN"),
+    ("New York", "New York City", "US"),
+    ("La Nouvelle-Orléans", "New Orleans", "US"),
+    ("Carpi", "Carpi Centro", "IT"),
+    ("Tagbilaran", "Tagbilaran City", "PH"),
+    ("Cebu", "Cebu City", "PH"),
+];
+
 /// A name folded for lookup: NFD, combining marks dropped, lower case, every run of characters
 /// other than letters and digits one space, trimmed.
 pub fn fold(name: &str) -> String {
@@ -228,6 +271,23 @@ impl Gazetteer {
             by_squashed.entry(squash(&key)).or_default().push(i);
             by_name.entry(key).or_default().push(i);
             grid.entry(grid_cell(e.lat, e.lon)).or_default().push(i);
+        }
+        // French (and other) names of places GeoNames writes otherwise (see [`EXONYMS`]).
+        let mut aliases: Vec<(String, u32)> = Vec::new();
+        for &(alias, name, cc) in EXONYMS {
+            let target = fold(name);
+            for &i in by_name.get(&target).into_iter().flatten() {
+                if entries[i as usize].country == cc {
+                    aliases.push((fold(alias), i));
+                }
+            }
+        }
+        for (alias, i) in aliases {
+            let ids = by_name.entry(alias.clone()).or_default();
+            if !ids.contains(&i) {
+                ids.push(i);
+                by_squashed.entry(squash(&alias)).or_default().push(i);
+            }
         }
         Gazetteer {
             entries,

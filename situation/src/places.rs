@@ -22,7 +22,7 @@
 //! its share `p = e^w / Σ e^w'` says how clear the choice was. The *confidence* is `p` times how
 //! surely the words are a place name at all: 0.95 after a preposition of place (`in`, `à`,
 //! `near`, `près de`...) or for two words or more, 0.9 for a hashtag, 0.8 for a capitalised
-//! word inside a sentence, 0.5 for a word that opens a sentence; a single word naming a place of
+//! word inside a sentence, 0.5 for a word that opens a sentence or is in capitals; a single word naming a place of
 //! under 5,000 inhabitants, with no preposition before it, counts 0.6 of that. Places under
 //! [`ResolverConfig::min_confidence`] are dropped; a post keeps its [`ResolverConfig::max_places`]
 //! most confident, one per place.
@@ -366,8 +366,10 @@ const LANGUAGE_COUNTRY: &[(&str, &str)] = &[
     ("nl", "NL"),
 ];
 
-/// Country names a post may say, in English, French, Spanish and Italian (folded), and states
-/// and provinces that usually mean a country: context for the ambiguity rule.
+/// Country names a post may say, in English, French, Spanish and Italian (folded), and states,
+/// provinces and adjectives that usually mean a country: context for the ambiguity rule. Such
+/// a name is never itself taken for a town (`Costa Rica` is a country before it is a town of
+/// Brazil), except `Québec`, a city as much as a province.
 const COUNTRY_NAMES: &[(&str, &str)] = &[
     ("france", "FR"),
     ("usa", "US"),
@@ -414,6 +416,46 @@ const COUNTRY_NAMES: &[(&str, &str)] = &[
     ("switzerland", "CH"),
     ("mexico", "MX"),
     ("mexique", "MX"),
+    ("panama", "PA"),
+    ("colombia", "CO"),
+    ("colombie", "CO"),
+    ("peru", "PE"),
+    ("perou", "PE"),
+    ("chile", "CL"),
+    ("chili", "CL"),
+    ("ecuador", "EC"),
+    ("honduras", "HN"),
+    ("nicaragua", "NI"),
+    ("el salvador", "SV"),
+    ("argentina", "AR"),
+    ("argentine", "AR"),
+    ("cuba", "CU"),
+    ("haiti", "HT"),
+    ("singapore", "SG"),
+    ("indonesia", "ID"),
+    ("malaysia", "MY"),
+    ("china", "CN"),
+    ("chine", "CN"),
+    ("russia", "RU"),
+    ("russie", "RU"),
+    ("ukraine", "UA"),
+    ("turkey", "TR"),
+    ("turquie", "TR"),
+    ("portugal", "PT"),
+    ("austria", "AT"),
+    ("autriche", "AT"),
+    ("autrichienne", "AT"),
+    ("espagnole", "ES"),
+    ("espagnols", "ES"),
+    ("italienne", "IT"),
+    ("belge", "BE"),
+    ("suisse", "CH"),
+    ("valais", "CH"),
+    ("luzon", "PH"),
+    ("mindanao", "PH"),
+    ("bohol", "PH"),
+    ("new south wales", "AU"),
+    ("nsw", "AU"),
     ("japan", "JP"),
     ("japon", "JP"),
     ("india", "IN"),
@@ -460,6 +502,8 @@ pub struct PlaceResolver {
     config: ResolverConfig,
     common: BTreeSet<&'static str>,
     countries: HashMap<&'static str, &'static str>,
+    /// The same names without spaces, as hashtags write them.
+    countries_squashed: BTreeSet<String>,
 }
 
 /// A word of the text.
@@ -491,6 +535,11 @@ impl PlaceResolver {
             config,
             common: COMMON_WORDS.iter().copied().collect(),
             countries: COUNTRY_NAMES.iter().copied().collect(),
+            countries_squashed: COUNTRY_NAMES
+                .iter()
+                .filter(|(name, _)| *name != "quebec")
+                .map(|(name, _)| squash(name))
+                .collect(),
         }
     }
 
@@ -643,8 +692,12 @@ impl PlaceResolver {
                 continue;
             }
             if w.hashtag {
-                let found = self.gazetteer.squashed(&squash(&w.folded));
-                if !found.is_empty() && w.folded.chars().count() >= 3 {
+                let squashed = squash(&w.folded);
+                let found = self.gazetteer.squashed(&squashed);
+                if !found.is_empty()
+                    && w.folded.chars().count() >= 3
+                    && !self.countries_squashed.contains(&squashed)
+                {
                     out.push(Mention {
                         words: &words[i..=i],
                         candidates: found,
@@ -673,6 +726,9 @@ impl PlaceResolver {
                 if n == 1 && self.common.contains(key.as_str()) && !led {
                     continue;
                 }
+                if key != "quebec" && self.countries.contains_key(key.as_str()) {
+                    continue;
+                }
                 if n > 1 && !run.last().is_some_and(|w| w.capitalised) {
                     continue;
                 }
@@ -686,7 +742,7 @@ impl PlaceResolver {
                 Some((n, candidates)) => {
                     let prior = if led || n > 1 {
                         0.95
-                    } else if w.opens_sentence {
+                    } else if w.opens_sentence || w.upper {
                         0.5
                     } else {
                         0.8
@@ -756,7 +812,13 @@ fn words(text: &str, max: usize) -> Vec<Word<'_>> {
                 break;
             }
         }
-        let word = &text[begin..end];
+        let mut word = &text[begin..end];
+        // An English possessive is not part of the name (`Manila's`, `#Calgary's`).
+        for suffix in ["'s", "’s"] {
+            if let Some(stem) = word.strip_suffix(suffix) {
+                word = stem;
+            }
+        }
         if word.is_empty() {
             continue;
         }
@@ -876,6 +938,8 @@ mod tests {
         let got = r.resolve_text("Train derailment in Lac Megantic", Some("en"));
         assert_eq!(got[0].mention.as_deref(), Some("Lac Megantic"));
         assert!(got[0].confidence > 0.9, "{got:?}");
+        let got = names(&r, "Paris's metro is flooded", "en");
+        assert_eq!(got, [("Paris".into(), "FR".into())]);
         let got = names(&r, "Explosion à Nice et à Paris", "fr");
         assert_eq!(got.len(), 2, "{got:?}");
     }
