@@ -13,6 +13,7 @@ use vigie_index::PostIndex;
 use vigie_ingest::replay::{self, Speed};
 use vigie_ingest::Item;
 use vigie_record::{Deletion, Record};
+use vigie_situation::IncidentConfig;
 
 /// Plays `items` (in replay order, at `speed`) through `analyser` into `index`, `batch_size`
 /// at a time, committing after each batch; `on_batch` is told how many items each batch held
@@ -24,12 +25,30 @@ pub fn replay_into_index<S: Scorer>(
     analyser: &Analyser<S>,
     alert_threshold: f32,
     index: &PostIndex,
-    mut on_batch: impl FnMut(usize),
+    on_batch: impl FnMut(usize),
 ) -> Result<Applied> {
-    let mut writer = index.writer_with(vigie_situation::IncidentConfig {
+    let incidents = IncidentConfig {
         threshold: alert_threshold,
         ..Default::default()
-    })?;
+    };
+    replay_into_index_with(
+        items, speed, batch_size, analyser, incidents, index, on_batch,
+    )
+}
+
+/// The same, grouping alerts into incidents by `incidents` (whose threshold is the alert
+/// threshold).
+pub fn replay_into_index_with<S: Scorer>(
+    items: Vec<Item>,
+    speed: Speed,
+    batch_size: usize,
+    analyser: &Analyser<S>,
+    incidents: IncidentConfig,
+    index: &PostIndex,
+    mut on_batch: impl FnMut(usize),
+) -> Result<Applied> {
+    let alert_threshold = incidents.threshold;
+    let mut writer = index.writer_with(incidents)?;
     let mut applied = Applied::default();
     replay::play_now(items, speed, batch_size, |batch: Vec<Item>| -> Result<()> {
         let n = batch.len();

@@ -24,7 +24,8 @@
 //!   (`vigie run`, `vigie replay`).
 //! - [`publish`]: posts and deletions to the raw topic, acknowledged before they count.
 //! - [`metrics`]: what the stages do, in the Prometheus text format on `/metrics`.
-//! - [`bench`](mod@bench): `vigie bench pipeline`, end-to-end posts/s through a real broker.
+//! - [`bench`](mod@bench): `vigie bench pipeline`, end-to-end posts/s through a real broker;
+//!   [`detection`]: `vigie bench detection`, labelled crises replayed into incidents.
 //!
 //! The topic names are in [`topics`] (from `vigie_record`). Retention, which the indexer
 //! enforces itself since it holds the index writer, is `vigie_logs::retention`. The test
@@ -37,6 +38,7 @@ pub mod bench;
 pub mod checkpoint;
 mod collect;
 pub mod deadletter;
+pub mod detection;
 pub mod embedded;
 mod error;
 pub mod indexer;

@@ -45,6 +45,28 @@ pub enum BenchCommand {
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// Labelled crises replayed in their original order through the embedded pipeline:
+    /// delay to the first alert and to the main incident, incidents made, share of the
+    /// dangerous posts in the main incident, false situations per day (see
+    /// `vigie_pipeline::detection`).
+    Detection {
+        /// Labelled JSONL files, one crisis each.
+        #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Print JSON lines instead of a Markdown table.
+        #[arg(long)]
+        json: bool,
+        /// Leave the word similarity out of the incident rule (places and time only).
+        #[arg(long)]
+        no_words: bool,
+        /// The rule's word similarity bar (default: the rule's).
+        #[arg(long, value_name = "S")]
+        min_similarity: Option<f64>,
+        /// The rule's window between an incident's posts, in hours (default: the rule's); an
+        /// incident then closes after twice this without a post.
+        #[arg(long, value_name = "H")]
+        window_hours: Option<i64>,
+    },
 }
 
 /// `vigie bench pipeline` arguments (see [`vigie_pipeline::bench`]).
@@ -108,8 +130,71 @@ impl super::Cmd for BenchCommand {
                 print!("{report}");
                 Ok(())
             }
+            BenchCommand::Detection {
+                data,
+                json,
+                no_words,
+                min_similarity,
+                window_hours,
+            } => {
+                let mut incidents = config.incident_config();
+                if let Some(s) = min_similarity {
+                    incidents.min_similarity = *s;
+                }
+                if let Some(h) = window_hours {
+                    incidents.window = chrono::Duration::hours(*h);
+                    incidents.quiet = chrono::Duration::hours(2 * *h);
+                }
+                if *no_words {
+                    // Similarity never reaches the bar: only shared places join posts.
+                    incidents.min_similarity = f64::INFINITY;
+                }
+                detection(config, data, *json, incidents)
+            }
         }
     }
+}
+
+/// `vigie bench detection`: each file into a fresh index under `<data-dir>/bench/detection`.
+fn detection(
+    config: &Config,
+    data: &[PathBuf],
+    json: bool,
+    incidents: vigie_situation::IncidentConfig,
+) -> Result<()> {
+    let mut settings = config.analyser_config();
+    // Explanations change no score: the bench leaves them out.
+    settings.explain_max_words = 0;
+    let mut analyser = vigie_analyse::Analyser::new(super::scorer(config)?, settings);
+    if let Some(resolver) = super::place_resolver(config)? {
+        analyser = analyser.with_places(resolver);
+    }
+    let pseudonymiser = config.pseudonymiser()?;
+    let root = config.data_dir.join("bench").join("detection");
+    let mut rows = Vec::new();
+    for file in data {
+        let dir = root.join(file.file_stem().unwrap_or_default());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        let row = vigie_pipeline::detection::detect(
+            file,
+            &dir,
+            &analyser,
+            incidents,
+            config.batch_size,
+            &pseudonymiser,
+        )
+        .with_context(|| format!("replaying {}", file.display()))?;
+        if json {
+            println!("{}", serde_json::to_string(&row)?);
+        }
+        rows.push(row);
+    }
+    if !json {
+        print!("{}", vigie_pipeline::detection::markdown(&rows));
+    }
+    Ok(())
 }
 
 /// `vigie bench pipeline`: the capture repeated to `--n` posts, through a real broker.
