@@ -28,7 +28,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use vigie_index::{Hit, IncidentFilter};
-use vigie_logs::Access;
 use vigie_record::Place;
 use vigie_situation::incidents::{BoundingBox, Incident, Status};
 
@@ -569,30 +568,17 @@ pub(crate) async fn post_incident_review(
         params.insert("duplicate_of".into(), o.clone().into());
     }
     // Logged before it is stored, as a post review is.
-    let intent = Access {
+    let mut logged = params.clone();
+    logged.insert("note".into(), review.note.clone().into());
+    crate::posts::log_before_storing(
+        &state,
+        &caller,
         time,
-        user: Some(caller.name),
-        role: Some(caller.role.to_string()),
-        purpose: None,
-        method: "POST".into(),
-        endpoint: format!("/v1/incidents/{id}/review"),
-        params: {
-            let mut p = params.clone();
-            p.insert("note".into(), review.note.clone().into());
-            p.insert("stage".into(), "before storing".into());
-            p
-        },
-        status: StatusCode::ACCEPTED.as_u16(),
-        count: posts.len() as u64,
-        posts: posts.clone(),
-    };
-    state.log.append(intent).await.map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "access log unavailable",
-            format!("the review was not stored because it could not be logged ({e})"),
-        )
-    })?;
+        format!("/v1/incidents/{id}/review"),
+        logged,
+        posts.clone(),
+    )
+    .await?;
     let store = state.reviews.clone();
     let stored = review.clone();
     let members = posts.clone();

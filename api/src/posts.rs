@@ -407,6 +407,39 @@ fn deleted_answer(
 /// The longest review note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 
+/// Logs a review before it is stored (stage `before storing`, status 202): a review whose
+/// entry cannot be made durable is not kept, and the caller is told so.
+pub(crate) async fn log_before_storing(
+    state: &AppState,
+    caller: &Caller,
+    time: DateTime<Utc>,
+    endpoint: String,
+    mut params: serde_json::Map<String, serde_json::Value>,
+    posts: Vec<String>,
+) -> Result<(), Problem> {
+    params.insert("stage".into(), "before storing".into());
+    let intent = Access {
+        time,
+        user: Some(caller.name.clone()),
+        role: Some(caller.role.to_string()),
+        purpose: None,
+        method: "POST".into(),
+        endpoint,
+        params,
+        status: StatusCode::ACCEPTED.as_u16(),
+        count: posts.len() as u64,
+        posts,
+    };
+    state.log.append(intent).await.map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "access log unavailable",
+            format!("the review was not stored because it could not be logged ({e})"),
+        )
+    })?;
+    Ok(())
+}
+
 /// 400 when a review note is longer than [`MAX_NOTE_CHARS`].
 pub(crate) fn check_note(note: &str) -> Result<(), Problem> {
     let n = note.chars().count();
@@ -482,31 +515,17 @@ pub(crate) async fn post_review(
         serde_json::to_value(review.verdict).unwrap_or_default(),
     );
     params.insert("note".into(), review.note.clone().into());
-    // Logged before it is stored: a review whose entry cannot be made durable is not kept. The
-    // guard then logs the request's answer (201, or 500 if storing failed) as for any request.
-    let intent = Access {
-        time: review.time,
-        user: Some(caller.name),
-        role: Some(caller.role.to_string()),
-        purpose: None,
-        method: "POST".into(),
-        endpoint: format!("/v1/posts/{id}/review"),
-        params: {
-            let mut p = params.clone();
-            p.insert("stage".into(), "before storing".into());
-            p
-        },
-        status: StatusCode::ACCEPTED.as_u16(),
-        count: 1,
-        posts: vec![id.clone()],
-    };
-    state.log.append(intent).await.map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "access log unavailable",
-            format!("the review was not stored because it could not be logged ({e})"),
-        )
-    })?;
+    // The guard then logs the request's answer (201, or 500 if storing failed) as for any
+    // request.
+    log_before_storing(
+        &state,
+        &caller,
+        review.time,
+        format!("/v1/posts/{id}/review"),
+        params,
+        vec![id.clone()],
+    )
+    .await?;
     let (store, stored) = (state.reviews.clone(), review.clone());
     tokio::task::spawn_blocking(move || store.add(stored))
         .await
