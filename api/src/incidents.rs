@@ -149,24 +149,6 @@ pub struct IncidentList {
     pub incidents: Vec<IncidentSummary>,
 }
 
-fn parse_since(since: Option<String>) -> Result<Option<DateTime<Utc>>, Problem> {
-    since
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            DateTime::parse_from_rfc3339(s.trim())
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    Problem::bad_request(
-                        "invalid `since`",
-                        format!(
-                            "`since={s}` is not an RFC 3339 time ({e}), e.g. 2026-11-27T08:00:00Z"
-                        ),
-                    )
-                })
-        })
-        .transpose()
-}
-
 fn parse_status(status: Option<String>) -> Result<Option<Status>, Problem> {
     match status.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
@@ -205,7 +187,7 @@ pub(crate) async fn get_incidents(
         ));
     }
     let filter = IncidentFilter {
-        since: parse_since(p.since)?,
+        since: crate::search::time("since", p.since)?,
         category: p
             .category
             .map(|c| c.trim().to_string())

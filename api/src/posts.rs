@@ -598,22 +598,7 @@ pub(crate) async fn get_alerts(
         ));
     }
     let threshold = state.alert_threshold;
-    let from = match params.since.filter(|s| !s.trim().is_empty()) {
-        Some(since) => Some(
-            DateTime::parse_from_rfc3339(since.trim())
-                .map_err(|e| {
-                    Problem::bad_request(
-                        "invalid `since`",
-                        format!(
-                            "`since={since}` is not an RFC 3339 time ({e}), e.g. \
-                             2026-11-27T08:00:00Z"
-                        ),
-                    )
-                })?
-                .with_timezone(&Utc),
-        ),
-        None => None,
-    };
+    let from = crate::search::time("since", params.since)?;
     let reviewed = state.reviews.reviewed();
     let request = SearchRequest {
         query: "*".into(),

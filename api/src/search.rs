@@ -175,7 +175,7 @@ fn require_purpose(purpose: Option<String>) -> Result<String, Problem> {
         })
 }
 
-fn time(name: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, Problem> {
+pub(crate) fn time(name: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, Problem> {
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
