@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use vigie_record::fixtures::scored;
-use vigie_record::{Envelope, Place, PlaceFound};
+use vigie_record::Envelope;
 
 fn t0() -> DateTime<Utc> {
     "2026-11-27T08:00:00Z".parse().unwrap()
@@ -23,16 +23,7 @@ fn fire(n: u32, minutes: i64, text: &str, city: (&str, f64, f64), danger: f32) -
         .unwrap()
         .scores
         .insert("fire".into(), 0.9);
-    e.places = Some(vec![Place {
-        name: city.0.into(),
-        country: "FR".into(),
-        lat: city.1,
-        lon: city.2,
-        confidence: 0.9,
-        found: PlaceFound::Text,
-        mention: Some(city.0.into()),
-        geonames_id: None,
-    }]);
+    e.places = Some(vec![vigie_record::fixtures::place(city.0, city.1, city.2)]);
     e
 }
 

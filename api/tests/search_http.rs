@@ -303,16 +303,7 @@ fn placed(n: u32) -> Envelope {
     } else {
         ("Saint-Denis", 48.93564, 2.35387)
     };
-    e.places = Some(vec![vigie_record::Place {
-        name: name.into(),
-        country: "FR".into(),
-        lat,
-        lon,
-        confidence: 0.9,
-        found: vigie_record::PlaceFound::Text,
-        mention: Some(name.into()),
-        geonames_id: None,
-    }]);
+    e.places = Some(vec![vigie_record::fixtures::place(name, lat, lon)]);
     e
 }
 

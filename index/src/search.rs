@@ -875,16 +875,7 @@ mod tests {
         e.places = Some(
             places
                 .iter()
-                .map(|&(name, lat, lon)| vigie_record::Place {
-                    name: name.into(),
-                    country: "FR".into(),
-                    lat,
-                    lon,
-                    confidence: 0.9,
-                    found: vigie_record::PlaceFound::Text,
-                    mention: Some(name.into()),
-                    geonames_id: None,
-                })
+                .map(|&(name, lat, lon)| vigie_record::fixtures::place(name, lat, lon))
                 .collect(),
         );
         e

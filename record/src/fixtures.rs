@@ -77,3 +77,17 @@ pub fn fuzz_cases(default: u32) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A place in France named `name` at `lat`, `lon`, found in the text with confidence 0.9.
+pub fn place(name: &str, lat: f64, lon: f64) -> crate::Place {
+    crate::Place {
+        name: name.into(),
+        country: "FR".into(),
+        lat,
+        lon,
+        confidence: 0.9,
+        found: crate::PlaceFound::Text,
+        mention: Some(name.into()),
+        geonames_id: None,
+    }
+}

@@ -647,7 +647,6 @@ impl Incident {
 mod tests {
     use super::*;
     use vigie_record::fixtures::scored;
-    use vigie_record::PlaceFound;
 
     fn at(minutes: i64) -> DateTime<Utc> {
         "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(minutes)
@@ -671,16 +670,7 @@ mod tests {
         e.places = Some(
             place
                 .into_iter()
-                .map(|(name, lat, lon)| Place {
-                    name: name.into(),
-                    country: "FR".into(),
-                    lat,
-                    lon,
-                    confidence: 0.9,
-                    found: PlaceFound::Text,
-                    mention: Some(name.into()),
-                    geonames_id: None,
-                })
+                .map(|(name, lat, lon)| vigie_record::fixtures::place(name, lat, lon))
                 .collect(),
         );
         e
