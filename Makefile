@@ -17,7 +17,7 @@ export VIGIE_TANSU := $(CACHE)/tansu/bin/tansu
 # The crates whose tests need neither the model nor a broker (the analyse crate's tests use
 # synthetic embeddings); of `vigie-pipeline` and `vigie`, only the unit tests (their integration
 # tests need the broker and the model).
-FAST_CRATES := -p vigie-record -p vigie-situation -p vigie-ingest -p vigie-index -p vigie-logs -p vigie-api -p vigie-analyse
+FAST_CRATES := -p vigie-record -p vigie-situation -p vigie-ingest -p vigie-index -p vigie-logs -p vigie-alerts -p vigie-api -p vigie-analyse
 # cargo-nextest runs the test binaries side by side when the machine has it; cargo test otherwise.
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 

@@ -39,6 +39,19 @@ pub struct IncidentFilter {
     pub limit: usize,
 }
 
+/// One incident as a change feed sees it: the incident and when the writer wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedIncident {
+    /// The incident, as that commit left it.
+    pub incident: Incident,
+    /// The time of the commit that wrote it (the writer's clock).
+    pub changed: DateTime<Utc>,
+}
+
+fn micros(t: DateTime<Utc>) -> tantivy::DateTime {
+    tantivy::DateTime::from_timestamp_micros(t.timestamp_micros())
+}
+
 fn term_query(term: Term) -> Box<dyn Query> {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
 }
@@ -48,6 +61,7 @@ impl PostIndex {
     pub(crate) fn incident_document(
         &self,
         incident: &Incident,
+        changed: DateTime<Utc>,
     ) -> Result<TantivyDocument, IndexError> {
         let f = &self.fields;
         let json = serde_json::to_string(incident)
@@ -72,6 +86,7 @@ impl PostIndex {
             f.incident_last,
             tantivy::DateTime::from_timestamp_secs(incident.last_seen.timestamp()),
         );
+        doc.add_date(f.incident_changed, micros(changed));
         doc.add_text(f.incident, json);
         Ok(doc)
     }
@@ -159,6 +174,61 @@ impl PostIndex {
         Ok((out, total))
     }
 
+    /// Every incident written at or after `since` (by the writer's commit time), oldest change
+    /// first, at most `limit`: the change feed of alert dispatchers (`vigie_alerts`). A commit
+    /// becomes visible a little after the time it records, so a reader that polls should ask
+    /// again from a little before its last poll (and tell apart what it saw by
+    /// [`Incident::revision`]).
+    pub fn incidents_changed_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ChangedIncident>, IndexError> {
+        let f = &self.fields;
+        let from = Term::from_field_date(f.incident_changed, micros(since));
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                term_query(Term::from_field_text(f.kind, crate::schema::INCIDENT)),
+            ),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(Bound::Included(from), Bound::Unbounded)),
+            ),
+        ]);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &query,
+            &TopDocs::with_limit(limit.clamp(1, 100_000))
+                .order_by_fast_field::<tantivy::DateTime>("incident_changed", Order::Asc),
+        )?;
+        let mut out = Vec::with_capacity(top.len());
+        for (changed, address) in top {
+            let incident = self.incident_of_doc(&searcher.doc(address)?)?;
+            let changed = changed
+                .and_then(|t| DateTime::from_timestamp_micros(t.into_timestamp_micros()))
+                .ok_or_else(|| IndexError::Corrupt("an incident's change time".into()))?;
+            out.push(ChangedIncident { incident, changed });
+        }
+        Ok(out)
+    }
+
+    /// Of the posts `ids`, those that query `q` matches (the query syntax of search). For
+    /// standing searches: an incident matches a watch's words when one of its posts does.
+    pub fn posts_matching(
+        &self,
+        ids: &[String],
+        q: &str,
+    ) -> Result<std::collections::BTreeSet<String>, IndexError> {
+        let f = &self.fields;
+        let id_terms = ids.iter().map(|id| Term::from_field_text(f.id, id));
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.parse(q)?),
+            (Occur::Must, Box::new(TermSetQuery::new(id_terms))),
+        ]);
+        Ok(self.ids_matching(&query)?.into_iter().collect())
+    }
+
     /// Every open incident of the last commit (what a new writer resumes from).
     pub(crate) fn open_incidents(&self) -> Result<Vec<Incident>, IndexError> {
         let f = &self.fields;
@@ -218,6 +288,57 @@ mod tests {
             geonames_id: Some(2996944),
         }]);
         e
+    }
+
+    #[test]
+    fn the_change_feed_lists_what_each_commit_wrote_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PostIndex::open(dir.path()).unwrap();
+        let mut w = index.writer().unwrap();
+        let before = Utc::now();
+        w.upsert(&fire(1, 0, "Incendie entrepôt à Lyon")).unwrap();
+        w.commit(None).unwrap();
+        let feed = index.incidents_changed_since(before, 100).unwrap();
+        assert_eq!(feed.len(), 1);
+        let first = feed[0].clone();
+        assert!(first.changed >= before, "{} < {before}", first.changed);
+        // Nothing new since that commit.
+        let after_first = first.changed + chrono::Duration::microseconds(1);
+        assert!(index
+            .incidents_changed_since(after_first, 100)
+            .unwrap()
+            .is_empty());
+        // A commit that makes it grow writes it again, with a later time and revision.
+        w.upsert(&fire(2, 10, "Incendie entrepôt Lyon, fumée noire"))
+            .unwrap();
+        w.commit(None).unwrap();
+        let feed = index.incidents_changed_since(after_first, 100).unwrap();
+        assert_eq!(feed.len(), 1);
+        assert_eq!(feed[0].incident.id, first.incident.id);
+        assert!(feed[0].changed > first.changed);
+        assert!(feed[0].incident.revision > first.incident.revision);
+        // A commit that does not touch it does not list it.
+        let later = feed[0].changed + chrono::Duration::microseconds(1);
+        w.upsert(&scored("3", "quiet day", 0.1)).unwrap();
+        w.commit(None).unwrap();
+        assert!(index
+            .incidents_changed_since(later, 100)
+            .unwrap()
+            .is_empty());
+        // Standing searches: which of an incident's posts a query matches.
+        let members: Vec<String> = feed[0]
+            .incident
+            .members
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
+        let smoke = index.posts_matching(&members, "fumée").unwrap();
+        assert_eq!(smoke.len(), 1);
+        assert_eq!(index.posts_matching(&members, "entrepôt").unwrap().len(), 2);
+        assert!(index.posts_matching(&members, "flood").unwrap().is_empty());
+        // The quiet post matches "day" but is not a member.
+        assert!(index.posts_matching(&members, "day").unwrap().is_empty());
+        assert!(index.posts_matching(&members, "(((").is_err());
     }
 
     #[test]

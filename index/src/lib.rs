@@ -30,7 +30,7 @@ mod stats;
 mod writer;
 
 pub use deletion::DeletionRecord;
-pub use incidents::IncidentFilter;
+pub use incidents::{ChangedIncident, IncidentFilter};
 pub use schema::CATEGORY_THRESHOLD;
 pub use search::{
     check_query_limits, Cursor, Filters, Group, Hit, Member, SearchPage, SearchRequest, Sort,

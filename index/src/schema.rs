@@ -78,6 +78,9 @@ pub(crate) struct Fields {
     pub incident_last: Field,
     /// The incident as JSON (stored only).
     pub incident: Field,
+    /// When the writer last wrote an incident (its commit's time): what alert dispatchers
+    /// read to find the incidents that changed.
+    pub incident_changed: Field,
 }
 
 /// The `kind` of an incident document.
@@ -130,6 +133,13 @@ pub(crate) fn build() -> (Schema, Fields) {
                 .set_precision(DateTimePrecision::Seconds),
         ),
         incident: b.add_text_field("incident", STORED),
+        incident_changed: b.add_date_field(
+            "incident_changed",
+            DateOptions::from(INDEXED)
+                .set_fast()
+                .set_stored()
+                .set_precision(DateTimePrecision::Microseconds),
+        ),
     };
     (b.build(), fields)
 }

@@ -307,7 +307,7 @@ impl IndexWriter {
             let f = &self.index.fields;
             self.inner
                 .delete_term(Term::from_field_text(f.incident_id, &incident.id));
-            let doc = self.index.incident_document(incident)?;
+            let doc = self.index.incident_document(incident, committed_at)?;
             self.inner.add_document(doc)?;
         }
         let mut prepared = self.inner.prepare_commit()?;
