@@ -553,6 +553,8 @@ pub fn run(bench: &SearchBench) -> Result<SearchReport> {
                 reviews: ReviewStore::open(&data.join("reviews.jsonl"))?,
                 alert_threshold: 0.5,
                 work: IndexWork::default(),
+                alerts: crate::watches::Alerts::open(&data)
+                    .map_err(|e| BenchError::Invalid(format!("alerts: {e}")))?,
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await

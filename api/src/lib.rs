@@ -34,6 +34,7 @@ pub mod reviews;
 mod search;
 pub mod server;
 pub mod users;
+pub mod watches;
 pub mod work;
 
 pub use problem::Problem;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub alert_threshold: f32,
     /// Where searches and lookups run: a fair pool bounded to the cores.
     pub work: IndexWork,
+    /// Watch zones and their alerts.
+    pub alerts: watches::Alerts,
 }
 
 /// One `/v1/` route: method, path, the permission it requires, and its handler.
@@ -139,6 +142,30 @@ fn routes() -> Vec<Route> {
             "/v1/incidents/{id}/review",
             Permission::Incidents,
             post(incidents::post_incident_review),
+        ),
+        route(
+            Method::GET,
+            "/v1/watches",
+            Permission::Watches,
+            get(watches::get_watches),
+        ),
+        route(
+            Method::POST,
+            "/v1/watches",
+            Permission::Watches,
+            post(watches::post_watch),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/watches/{id}",
+            Permission::Watches,
+            axum::routing::delete(watches::delete_watch),
+        ),
+        route(
+            Method::GET,
+            "/v1/alerts/stream",
+            Permission::Watches,
+            get(watches::get_alert_stream),
         ),
         route(
             Method::GET,
@@ -244,6 +271,12 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let log = state.log.clone();
+    let hub = state.alerts.hub.clone();
+    // The alert streams end when shutdown starts, so that draining does not wait for them.
+    let shutdown = async move {
+        shutdown.await;
+        hub.close();
+    };
     server::serve_router(listener, router_with(state, limits), limits, shutdown).await?;
     log.close()
         .await
@@ -314,6 +347,7 @@ mod tests {
             log: log.clone(),
             users,
             reviews: ReviewStore::open(&dir.path().join("reviews.jsonl")).unwrap(),
+            alerts: watches::Alerts::open(dir.path()).unwrap(),
             alert_threshold: 0.5,
             work: crate::IndexWork::default(),
         };

@@ -25,6 +25,10 @@ use utoipa::{Modify, OpenApi};
         crate::incidents::get_incidents,
         crate::incidents::get_incident,
         crate::incidents::post_incident_review,
+        crate::watches::get_watches,
+        crate::watches::post_watch,
+        crate::watches::delete_watch,
+        crate::watches::get_alert_stream,
         crate::audit::get_export
     ),
     modifiers(&BearerToken)
@@ -77,6 +81,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 10, "every annotated handler is in the document");
+        assert_eq!(operations, 14, "every annotated handler is in the document");
     }
 }

@@ -58,7 +58,10 @@ impl Role {
     pub fn allows(self, action: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Analyst => matches!(action, Search | ViewPost | Review | Alerts | Incidents),
+            Role::Analyst => matches!(
+                action,
+                Search | ViewPost | Review | Alerts | Incidents | Watches
+            ),
             Role::Experimenter => false,
             Role::Auditor => matches!(action, AuditExport),
             Role::Admin => false,
@@ -97,6 +100,8 @@ pub enum Permission {
     AuditExport,
     /// List and view incidents, and review them.
     Incidents,
+    /// Keep one's own watch zones and receive their alerts.
+    Watches,
 }
 
 impl Permission {
@@ -109,6 +114,7 @@ impl Permission {
             Permission::Alerts => "list alerts",
             Permission::AuditExport => "export the access log",
             Permission::Incidents => "view and review incidents",
+            Permission::Watches => "keep watch zones and receive their alerts",
         }
     }
 
@@ -371,6 +377,21 @@ impl UserStore {
             *cache = Cache { stamp, by_token };
         }
         Ok(())
+    }
+
+    /// The user named `name`, if there is one now (the file is read again if it changed).
+    pub fn by_name(&self, name: &str) -> Option<Caller> {
+        if let Err(e) = self.reload_if_changed() {
+            tracing::error!("{e}");
+            return None;
+        }
+        self.cache
+            .read()
+            .ok()?
+            .by_token
+            .values()
+            .find(|c| c.name == name)
+            .cloned()
     }
 
     /// The user whose token is `token`, if any. A users file that became unreadable refuses

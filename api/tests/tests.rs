@@ -11,3 +11,4 @@ mod hostile;
 mod incidents_http;
 mod lineage;
 mod search_http;
+mod watches_http;

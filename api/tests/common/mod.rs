@@ -15,6 +15,12 @@ pub struct Server {
     pub data: tempfile::TempDir,
     pub tokens: HashMap<&'static str, String>,
     pub log_path: PathBuf,
+    /// The server's access log (for a dispatcher of the test's, which must log to it).
+    pub log: AccessLog,
+    /// The server's watches, ledger and live alerts.
+    pub hub: vigie_alerts::AlertHub,
+    /// The server's index handle.
+    pub index: PostIndex,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -61,19 +67,22 @@ pub async fn start_limited(
     let mut tokens = HashMap::new();
     for (name, role) in [
         ("ana", Role::Analyst),
+        ("bea", Role::Analyst),
         ("olga", Role::Auditor),
         ("eve", Role::Experimenter),
         ("adam", Role::Admin),
     ] {
         tokens.insert(name, users::add_user(&users_file, name, role).unwrap());
     }
+    let hub = vigie_alerts::AlertHub::open(data.path()).unwrap();
     let state = AppState {
-        index,
+        index: index.clone(),
         log: log.clone(),
         users: UserStore::open(&users_file).unwrap(),
         reviews: vigie_api::ReviewStore::open(&data.path().join("reviews.jsonl")).unwrap(),
         alert_threshold: 0.5,
         work: vigie_api::IndexWork::default(),
+        alerts: vigie_api::watches::Alerts::new(hub.clone(), vec!["http://127.0.0.1:".into()]),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -87,6 +96,9 @@ pub async fn start_limited(
     Server {
         base,
         log_path: log.path().to_path_buf(),
+        log,
+        hub,
+        index,
         data,
         tokens,
         stop: Some(stop),
