@@ -42,6 +42,9 @@ pub enum Command {
     /// Manage the users of the API and their roles.
     #[command(subcommand)]
     Users(cmd::users::UsersCommand),
+    /// Watch zones: incidents starting or growing there are alerted to their analyst.
+    #[command(subcommand)]
+    Watch(cmd::watch::WatchCommand),
     /// Manage the access log's signing key.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
@@ -85,6 +88,7 @@ impl Command {
             Command::Embed(c) => Box::new(c),
             Command::Config(c) => Box::new(c),
             Command::Users(c) => Box::new(c),
+            Command::Watch(c) => Box::new(c),
             Command::Keys(c) => Box::new(c),
             Command::Audit(c) => Box::new(c),
             Command::Reidentify(c) => Box::new(c),

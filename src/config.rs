@@ -34,6 +34,7 @@ const KEYS: &[&str] = &[
     "max_text_bytes",
     "max_envelope_bytes",
     "metrics",
+    "alerts_poll_ms",
 ];
 
 /// Every setting, with its default.
@@ -87,6 +88,13 @@ pub struct Config {
     /// its queues, `queued.max.messages.kbytes`; or `security.protocol`).
     #[serde(default)]
     pub kafka: std::collections::BTreeMap<String, String>,
+    /// Webhook URLs analysts may give to the watches they make through the API must start with
+    /// one of these (e.g. `https://alerts.example.org/`); empty: none may (watches made with
+    /// `vigie watch add --webhook` are the administrator's own choice).
+    #[serde(default)]
+    pub webhook_allow: Vec<String>,
+    /// Milliseconds between two scans of the alert dispatcher for changed incidents.
+    pub alerts_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -110,6 +118,8 @@ impl Default for Config {
             max_envelope_bytes: 256 * 1024,
             metrics: None,
             kafka: Default::default(),
+            webhook_allow: Vec::new(),
+            alerts_poll_ms: 1000,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! starts brokers with [`util::broker`]. What they need besides the binary:
 //! - nothing more: `access_log_crash`, `reidentify`, and
 //!   `embedding_reference::a_missing_model_file_is_named`;
-//! - the model (`scripts/setup.sh`): `capture_replay`, `classifier`, `end_to_end`, the rest of
+//! - the model and the gazetteer (`scripts/setup.sh`): `capture_replay`, `classifier`,
+//!   `end_to_end`, `situations`, the rest of
 //!   `embedding_reference`, and `deletions::a_replayed_deletion_...`;
 //! - a broker (`scripts/setup.sh --broker`): `kafka_roundtrip`, `kafka_index`,
 //!   `deletions::the_kafka_indexer_enforces_retention_...`, `deletions::deletions_replayed_into_kafka_...`
@@ -30,3 +31,4 @@ mod kafka_pipeline;
 mod kafka_roundtrip;
 mod kafka_run;
 mod reidentify;
+mod situations;

@@ -8,8 +8,9 @@
 //! visible a little after the time it records), skips the (incident, revision) pairs it already
 //! looked at, then reads the watches — after the feed, so that a watch made before a change is
 //! always known when that change is matched. The cursor is saved to `alerts.cursor`, so after a
-//! restart the changes made while the server was down are matched too. A watch only considers
-//! incidents that changed after it was made.
+//! restart the changes made while the server was down are matched too; at the first start it
+//! is the oldest watch's creation. A watch only considers incidents that changed after it was
+//! made.
 //!
 //! ## One alert, in this order
 //! For a (watch, incident) pair that matches and has no alert yet:
@@ -92,7 +93,7 @@ fn origin(url: &str) -> String {
 
 impl Dispatcher {
     /// A dispatcher over `index` for the watches and ledger of `hub`, logging to `log`; its
-    /// cursor is read from `<data_dir>/alerts.cursor` (none: from now).
+    /// cursor is read from `<data_dir>/alerts.cursor` (none: from the oldest watch, or now).
     pub fn new(
         hub: AlertHub,
         index: PostIndex,
@@ -109,7 +110,16 @@ impl Dispatcher {
                 .trim()
                 .parse::<DateTime<Utc>>()
                 .map_err(|e| AlertError::Cursor(format!("{}: {e}", cursor_path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Utc::now(),
+            // First start: from the oldest watch (a watch considers only the incidents that
+            // changed after it was made), so an index filled before the server started — `vigie
+            // run` replays, then serves — is matched whole.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => hub
+                .watches()
+                .list()?
+                .iter()
+                .map(|w| w.created)
+                .min()
+                .unwrap_or_else(Utc::now),
             Err(e) => {
                 return Err(AlertError::Cursor(format!(
                     "{}: {e}",

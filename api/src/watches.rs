@@ -52,7 +52,9 @@ pub const MAX_STREAMS: usize = 64;
 pub struct Alerts {
     /// The watches, the ledger, the live alerts.
     pub hub: AlertHub,
-    /// URL prefixes a webhook of a watch made through the API must start with (empty: none).
+    /// The receivers a webhook of a watch made through the API may be (empty: none): an origin
+    /// and a path prefix each (`https://alerts.example.org/vigie/`; `http://127.0.0.1:` for
+    /// any port of that host).
     pub webhook_allow: Arc<Vec<String>>,
     streams: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -72,10 +74,23 @@ impl Alerts {
         Ok(Alerts::new(AlertHub::open(data_dir)?, Vec::new()))
     }
 
+    /// Whether `url` is one of the allowed receivers: the same scheme, host and port as an
+    /// entry of `webhook_allow`, and a path under its path (compared parsed, so that
+    /// `https://a.example` does not allow `https://a.example.evil.net/`).
     fn allowed(&self, url: &str) -> bool {
-        self.webhook_allow
-            .iter()
-            .any(|prefix| !prefix.is_empty() && url.starts_with(prefix.as_str()))
+        let Ok(url) = url::Url::parse(url) else {
+            return false;
+        };
+        self.webhook_allow.iter().any(|entry| {
+            url::Url::parse(entry).is_ok_and(|allowed| {
+                allowed.scheme() == url.scheme()
+                    && allowed.host_str().is_some()
+                    && allowed.host_str() == url.host_str()
+                    && (allowed.port_or_known_default() == url.port_or_known_default()
+                        || (allowed.port().is_none() && entry_names_any_port(entry)))
+                    && url.path().starts_with(allowed.path())
+            })
+        })
     }
 
     /// A stream slot for `user`, or `None` when they (or the server) hold too many.
@@ -92,6 +107,14 @@ impl Alerts {
             user: user.to_string(),
         })
     }
+}
+
+/// Whether an allow-list entry ends its host with `:` and no port (`http://127.0.0.1:`): any
+/// port of that host.
+fn entry_names_any_port(entry: &str) -> bool {
+    entry
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|h| h.ends_with(':')))
 }
 
 /// One open stream, counted until it is dropped.
@@ -577,4 +600,46 @@ pub(crate) async fn get_alert_stream(
         Extension(outcome),
         Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_allowed_receivers_are_allowed_compared_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let alerts = Alerts::new(
+            AlertHub::open(dir.path()).unwrap(),
+            vec![
+                "https://alerts.example.org/vigie/".into(),
+                "https://hooks.example".into(),
+                "http://127.0.0.1:".into(),
+            ],
+        );
+        for ok in [
+            "https://alerts.example.org/vigie/hook",
+            "https://alerts.example.org:443/vigie/x",
+            "https://hooks.example/anything",
+            "http://127.0.0.1:9000/hook",
+        ] {
+            assert!(alerts.allowed(ok), "{ok}");
+        }
+        for refused in [
+            "https://alerts.example.org/other",
+            "http://alerts.example.org/vigie/hook",
+            "https://alerts.example.org.evil.net/vigie/",
+            "https://hooks.example.evil.net/",
+            "https://hooks.example:8443/",
+            "http://127.0.0.1.evil.net/",
+            "https://127.0.0.1:9000/",
+            "not a url",
+        ] {
+            assert!(!alerts.allowed(refused), "{refused}");
+        }
+        assert!(!Alerts::open(dir.path())
+            .unwrap()
+            .allowed("https://hooks.example/"));
+    }
 }

@@ -22,6 +22,8 @@ pub mod keys;
 pub mod reidentify;
 pub mod retention;
 pub mod users;
+// Situations.
+pub mod watch;
 // The classifier and measurements.
 pub mod bench;
 pub mod embed;
@@ -112,6 +114,7 @@ pub fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = listen(config).await?;
+        start_alerts(config, &state)?;
         tracing::info!(
             docs = state.index.num_docs(),
             "serving the API on http://{}",
@@ -124,6 +127,32 @@ pub fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result
             .await
             .context("API server")
     })
+}
+
+/// Starts the alert dispatcher of `state` (see `vigie_alerts::dispatch`): it scans the index's
+/// changed incidents every `alerts_poll_ms` until the server starts to stop.
+pub fn start_alerts(config: &Config, state: &AppState) -> Result<()> {
+    let users = state.users.clone();
+    let owners: vigie_alerts::Owners = std::sync::Arc::new(move |name: &str| {
+        users
+            .by_name(name)
+            .filter(|c| c.role.allows(vigie_api::users::Permission::Watches))
+            .map(|c| c.role.to_string())
+    });
+    let hub = state.alerts.hub.clone();
+    let dispatcher = vigie_alerts::Dispatcher::new(
+        hub.clone(),
+        state.index.clone(),
+        state.log.clone(),
+        owners,
+        &config.data_dir,
+        vigie_alerts::DispatchConfig {
+            poll: std::time::Duration::from_millis(config.alerts_poll_ms.max(10)),
+            ..Default::default()
+        },
+    )?;
+    tokio::spawn(dispatcher.run(hub.closed()));
+    Ok(())
 }
 
 /// Listens on `config.listen` and prints `listening on http://ADDR` on stdout, for scripts and
@@ -176,6 +205,10 @@ pub fn app_state(
         reviews,
         alert_threshold: config.alert_threshold,
         work: vigie_api::IndexWork::default(),
+        alerts: vigie_api::watches::Alerts::new(
+            vigie_alerts::AlertHub::open(&config.data_dir)?,
+            config.webhook_allow.clone(),
+        ),
     })
 }
 

@@ -203,6 +203,7 @@ fn over_kafka(config: &Config, args: &Args, brokers: &str, items: Vec<Item>) -> 
             Some(state) => {
                 let listener = super::listen(config).await?;
                 tracing::info!("serving the API on http://{}", listener.local_addr()?);
+                super::start_alerts(config, &state)?;
                 Some(tokio::spawn(vigie_api::serve(
                     listener,
                     state,
