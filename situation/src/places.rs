@@ -30,7 +30,7 @@
 //! A post whose source gave coordinates gets that point first, with confidence 1, named after
 //! the nearest gazetteer place.
 
-use crate::gazetteer::{fold, squash, Entry, Gazetteer};
+use crate::gazetteer::{fold, squash, Entry, Gazetteer, COMMUNE_FEATURE};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use vigie_record::{Place, PlaceFound, Post};
@@ -562,13 +562,13 @@ impl PlaceResolver {
                     confidence: 1.0,
                     found: PlaceFound::SourceCoordinates,
                     mention: None,
-                    geonames_id: Some(e.geonames_id),
+                    geonames_id: geonames_id(e),
                 });
             }
         }
         places.extend(self.resolve_text(&post.text, post.lang.as_deref()));
         let mut seen = BTreeSet::new();
-        places.retain(|p| seen.insert(p.geonames_id));
+        places.retain(|p| seen.insert(same_place(p)));
         places.truncate(self.config.max_places);
         places
     }
@@ -657,13 +657,13 @@ impl PlaceResolver {
                 confidence: (confidence * 1000.0).round() / 1000.0,
                 found: m.found,
                 mention: Some(mention),
-                geonames_id: Some(winner.geonames_id),
+                geonames_id: geonames_id(winner),
             });
         }
         // Most confident first; equal ones in text order (the sort is stable); one per place.
         places.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         let mut seen = BTreeSet::new();
-        places.retain(|p| seen.insert(p.geonames_id));
+        places.retain(|p| seen.insert(same_place(p)));
         places
     }
 
@@ -693,7 +693,13 @@ impl PlaceResolver {
             }
             if w.hashtag {
                 let squashed = squash(&w.folded);
-                let found = self.gazetteer.squashed(&squashed);
+                // A small commune (no population counted) is too weak a reading of a hashtag.
+                let found: Vec<&Entry> = self
+                    .gazetteer
+                    .squashed(&squashed)
+                    .into_iter()
+                    .filter(|e| e.feature != COMMUNE_FEATURE)
+                    .collect();
                 if !found.is_empty()
                     && w.folded.chars().count() >= 3
                     && !self.countries_squashed.contains(&squashed)
@@ -727,18 +733,33 @@ impl PlaceResolver {
                     continue;
                 }
                 if key != "quebec" && self.countries.contains_key(key.as_str()) {
+                    // A country's name, whole: none of its words is a town (`Costa Rica`).
+                    if n > 1 {
+                        matched = Some((n, Vec::new()));
+                        break;
+                    }
                     continue;
                 }
                 if n > 1 && !run.last().is_some_and(|w| w.capitalised) {
                     continue;
                 }
-                let candidates = self.gazetteer.named(&key);
+                // A small commune is read only from a name of several parts
+                // (`Breil-sur-Roya`) or one after a preposition of place (`à Mouthe`): one
+                // plain word (`Loire`, `Alex`, `Costa`) is more often something else.
+                let distinctive = led || key.contains(' ');
+                let candidates: Vec<&Entry> = self
+                    .gazetteer
+                    .named(&key)
+                    .into_iter()
+                    .filter(|e| distinctive || e.feature != COMMUNE_FEATURE)
+                    .collect();
                 if !candidates.is_empty() {
                     matched = Some((n, candidates));
                     break;
                 }
             }
             match matched {
+                Some((n, candidates)) if candidates.is_empty() => i += n,
                 Some((n, candidates)) => {
                     let prior = if led || n > 1 {
                         0.95
@@ -752,7 +773,8 @@ impl PlaceResolver {
                         candidates,
                         prior,
                         found: PlaceFound::Text,
-                        single_unled: n == 1 && !led,
+                        // A name of several parts (`Breil-sur-Roya`) is no lone word.
+                        single_unled: n == 1 && !led && !w.folded.contains(' '),
                     });
                     i += n;
                 }
@@ -834,6 +856,34 @@ fn words(text: &str, max: usize) -> Vec<Word<'_>> {
         if start > 0 && text[..start].ends_with('@') {
             continue;
         }
+        // A French elided preposition is a word of its own (`près d'Arras`: `de`, `Arras`);
+        // an elided article stays in the name (`L'Isle-d'Abeau`).
+        if !hashtag {
+            for (elided, preposition) in [
+                ("d'", "de"),
+                ("d’", "de"),
+                ("D'", "de"),
+                ("D’", "de"),
+                ("qu'", "que"),
+                ("qu’", "que"),
+            ] {
+                if let Some(rest) = word.strip_prefix(elided) {
+                    if rest.chars().next().is_some_and(char::is_uppercase) {
+                        out.push(Word {
+                            text: &word[..elided.len()],
+                            folded: preposition.to_string(),
+                            hashtag: false,
+                            capitalised: false,
+                            upper: false,
+                            opens_sentence,
+                        });
+                        opens_sentence = false;
+                        word = rest;
+                    }
+                    break;
+                }
+            }
+        }
         let first = word.chars().next().unwrap_or(' ');
         let letters = word.chars().filter(|c| c.is_alphabetic());
         let upper = word.chars().count() > 1 && letters.clone().all(char::is_uppercase);
@@ -848,6 +898,18 @@ fn words(text: &str, max: usize) -> Vec<Word<'_>> {
         opens_sentence = false;
     }
     out
+}
+
+/// The GeoNames id of an entry, if it has one (an added commune has none: see
+/// [`crate::gazetteer::COMMUNE_ID_BASE`]).
+fn geonames_id(e: &Entry) -> Option<u32> {
+    (e.geonames_id < crate::gazetteer::COMMUNE_ID_BASE).then_some(e.geonames_id)
+}
+
+/// What tells two resolved places apart: their name and country (a post that names a place
+/// and was sent from it lists it once, from its coordinates).
+fn same_place(p: &Place) -> (String, String) {
+    (p.name.clone(), p.country.clone())
 }
 
 #[cfg(test)]
@@ -874,6 +936,52 @@ mod tests {
             entry(3002, "Richmond", "CA", 10000, 49.17, -123.13),
         ]);
         PlaceResolver::new(Arc::new(g), ResolverConfig::default())
+    }
+
+    #[test]
+    fn small_communes_need_a_preposition_or_a_name_of_several_parts() {
+        let commune = |i: u32, name: &str, lat: f64, lon: f64| {
+            let mut e = entry(
+                crate::gazetteer::COMMUNE_ID_BASE + i,
+                name,
+                "FR",
+                0,
+                lat,
+                lon,
+            );
+            e.feature = COMMUNE_FEATURE.into();
+            e
+        };
+        let arras = entry(3036784, "Arras", "FR", 41322, 50.29, 2.78);
+        let g = Gazetteer::from_entries(vec![
+            arras,
+            commune(1, "Loire", 45.5, 4.0),
+            commune(2, "Costa", 42.6, 9.0),
+            commune(3, "Mouthe", 46.71, 6.19),
+            commune(4, "Breil-sur-Roya", 43.94, 7.51),
+        ]);
+        let r = PlaceResolver::new(Arc::new(g), ResolverConfig::default());
+        // One plain word: not a small commune.
+        assert!(names(&r, "Crue de la Loire cette nuit", "fr").is_empty());
+        // A country's name, whole, is never read word by word.
+        assert!(names(&r, "Séisme au Costa Rica, alerte tsunami", "fr").is_empty());
+        // After a preposition of place, or a name of several parts: read.
+        assert_eq!(
+            names(&r, "Il fait -30 à Mouthe ce matin", "fr"),
+            [("Mouthe".to_string(), "FR".to_string())]
+        );
+        assert_eq!(
+            names(&r, "Crue : Breil-sur-Roya isolée", "fr"),
+            [("Breil-sur-Roya".to_string(), "FR".to_string())]
+        );
+        // An elided preposition is one: `près d'Arras`.
+        assert_eq!(
+            names(&r, "Tornade près d'Arras cette nuit", "fr"),
+            [("Arras".to_string(), "FR".to_string())]
+        );
+        // Added communes have no GeoNames id.
+        let p = r.resolve_text("Il fait -30 à Mouthe", Some("fr"));
+        assert_eq!(p[0].geonames_id, None);
     }
 
     fn names(r: &PlaceResolver, text: &str, lang: &str) -> Vec<(String, String)> {

@@ -98,8 +98,21 @@ pub fn place_resolver(config: &Config) -> Result<Option<PlaceResolver>> {
         tracing::warn!("no gazetteer configured (run `make setup`): places are not resolved");
         return Ok(None);
     };
-    let gazetteer = Gazetteer::open(path).context("loading the gazetteer")?;
+    let mut gazetteer = Gazetteer::open(path).context("loading the gazetteer")?;
     tracing::info!(places = gazetteer.len(), path = %path.display(), "gazetteer loaded");
+    match &config.communes {
+        Some(file) => {
+            let communes = vigie_situation::gazetteer::communes(file)
+                .context("loading the French communes")?;
+            let (with, added) = gazetteer.with_communes(communes);
+            gazetteer = with;
+            tracing::info!(added, path = %file.display(), "French communes added");
+        }
+        None => tracing::warn!(
+            "no `communes` configured (run `make setup`): French communes under 1,000 \
+             inhabitants are not resolved"
+        ),
+    }
     Ok(Some(PlaceResolver::new(
         Arc::new(gazetteer),
         Default::default(),
