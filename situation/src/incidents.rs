@@ -26,7 +26,9 @@
 //! ## Why words, and not embeddings
 //! The sentence embeddings stay in the analyse stage (384 numbers a post would triple the
 //! size of a scored envelope); the words are in every envelope. The detection bench (`vigie bench
-//! detection`) measures the rule with and without the word similarity.
+//! detection`) measures the rule with and without the word similarity, and the word profile
+//! ([`similarity`]) against the plain Jaccard similarity of word sets that the index's MinHash
+//! signatures estimate ([`jaccard`], `--similarity jaccard`).
 
 use crate::gazetteer::fold;
 use chrono::{DateTime, Duration, Utc};
@@ -47,6 +49,21 @@ pub struct IncidentConfig {
     pub radius_km: f64,
     /// Word similarity from which two texts are about the same thing.
     pub min_similarity: f64,
+    /// How a post's words are compared with an incident's.
+    pub text: TextSimilarity,
+}
+
+/// How a post's words are compared with an incident's (measured against each other by `vigie
+/// bench detection --similarity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextSimilarity {
+    /// [`similarity`]: how much of the post's words the incident's posts use, weighted by how
+    /// many of them do.
+    #[default]
+    Profile,
+    /// [`jaccard`]: the Jaccard similarity of the post's words and the incident's word set,
+    /// what the index's MinHash signatures estimate for near-duplicates.
+    Jaccard,
 }
 
 impl Default for IncidentConfig {
@@ -57,6 +74,7 @@ impl Default for IncidentConfig {
             quiet: Duration::hours(12),
             radius_km: 50.0,
             min_similarity: 0.2,
+            text: TextSimilarity::Profile,
         }
     }
 }
@@ -220,6 +238,19 @@ pub fn similarity(terms: &BTreeSet<String>, incident: &Incident) -> f64 {
     sum / terms.len() as f64
 }
 
+/// The Jaccard similarity of a post's `terms` and the set of the incident's words (0 when
+/// either is empty).
+pub fn jaccard(terms: &BTreeSet<String>, incident: &Incident) -> f64 {
+    if terms.is_empty() || incident.terms.is_empty() {
+        return 0.0;
+    }
+    let shared = terms
+        .iter()
+        .filter(|t| incident.terms.contains_key(*t))
+        .count();
+    shared as f64 / (terms.len() + incident.terms.len() - shared) as f64
+}
+
 /// The incidents being built, and the rule's settings.
 #[derive(Debug, Clone)]
 pub struct Incidents {
@@ -349,7 +380,10 @@ impl Incidents {
                 }
                 _ => false,
             };
-            let sim = similarity(&words, inc);
+            let sim = match self.config.text {
+                TextSimilarity::Profile => similarity(&words, inc),
+                TextSimilarity::Jaccard => jaccard(&words, inc),
+            };
             if places_agree || sim >= self.config.min_similarity {
                 fits.push((f64::from(u8::from(places_agree)) + sim, places_agree, iid));
             }
@@ -684,6 +718,35 @@ mod tests {
         let mut inc = Incidents::new(IncidentConfig::default());
         let changes = posts.iter().flat_map(|p| inc.observe(p)).collect();
         (inc, changes)
+    }
+
+    #[test]
+    fn jaccard_and_profile_compare_a_post_with_an_incident_s_words() {
+        let (inc, _) = run(&[
+            post(1, 0, "Incendie entrepôt Lyon fumée", "fire", None),
+            post(2, 5, "Incendie entrepôt Lyon pompiers", "fire", None),
+        ]);
+        let incident = inc.open().next().unwrap().clone();
+        let same = terms("incendie entrepot lyon");
+        let other = terms("inondation rivière crue");
+        // Words: incendie, entrepot, lyon, fumee, pompiers (5); the post shares 3 of them.
+        assert!((jaccard(&same, &incident) - 3.0 / 5.0).abs() < 1e-9);
+        assert_eq!(jaccard(&other, &incident), 0.0);
+        assert_eq!(jaccard(&BTreeSet::new(), &incident), 0.0);
+        // The profile: each shared word is in both posts.
+        assert!((similarity(&same, &incident) - 1.0).abs() < 1e-9);
+        // The rule with Jaccard joins the same posts on this easy case.
+        let mut j = Incidents::new(IncidentConfig {
+            text: TextSimilarity::Jaccard,
+            ..IncidentConfig::default()
+        });
+        for p in [
+            post(1, 0, "Incendie entrepôt Lyon fumée", "fire", None),
+            post(2, 5, "Incendie entrepôt Lyon pompiers", "fire", None),
+        ] {
+            j.observe(&p);
+        }
+        assert_eq!(j.open().count(), 1);
     }
 
     #[test]

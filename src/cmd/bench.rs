@@ -66,6 +66,10 @@ pub enum BenchCommand {
         /// incident then closes after twice this without a post.
         #[arg(long, value_name = "H")]
         window_hours: Option<i64>,
+        /// How words are compared: `profile` (the rule's: the share of the incident's posts
+        /// that use each word) or `jaccard` (of the word sets, as MinHash estimates).
+        #[arg(long, value_parser = ["profile", "jaccard"], default_value = "profile")]
+        similarity: String,
     },
 }
 
@@ -136,8 +140,12 @@ impl super::Cmd for BenchCommand {
                 no_words,
                 min_similarity,
                 window_hours,
+                similarity,
             } => {
                 let mut incidents = config.incident_config();
+                if similarity == "jaccard" {
+                    incidents.text = vigie_situation::incidents::TextSimilarity::Jaccard;
+                }
                 if let Some(s) = min_similarity {
                     incidents.min_similarity = *s;
                 }
