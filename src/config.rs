@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
     "max_envelope_bytes",
     "metrics",
     "alerts_poll_ms",
+    "console_secure_cookie",
 ];
 
 /// Every setting, with its default.
@@ -100,6 +101,9 @@ pub struct Config {
     pub webhook_allow: Vec<String>,
     /// Milliseconds between two scans of the alert dispatcher for changed incidents.
     pub alerts_poll_ms: u64,
+    /// Mark the console's session cookie `Secure`: set it when the console is reached over
+    /// TLS (a proxy in front of Vigie).
+    pub console_secure_cookie: bool,
 }
 
 impl Default for Config {
@@ -126,6 +130,7 @@ impl Default for Config {
             kafka: Default::default(),
             webhook_allow: Vec::new(),
             alerts_poll_ms: 1000,
+            console_secure_cookie: false,
         }
     }
 }

@@ -555,6 +555,7 @@ pub fn run(bench: &SearchBench) -> Result<SearchReport> {
                 work: IndexWork::default(),
                 alerts: crate::watches::Alerts::open(&data)
                     .map_err(|e| BenchError::Invalid(format!("alerts: {e}")))?,
+                console: Default::default(),
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await

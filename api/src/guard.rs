@@ -199,14 +199,14 @@ fn refused(status: StatusCode, title: &str, detail: String) -> Response {
 pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let mut endpoint = request.uri().path().to_string();
-    let query = request.uri().query().unwrap_or("");
+    let query = request.uri().query().unwrap_or("").to_string();
     let query_too_long = query.len() > guard.limits.max_query_bytes;
     let mut params = if query_too_long {
         let mut only = Map::new();
         only.insert("_query_bytes".into(), query.len().into());
         only
     } else {
-        query_params(Some(query))
+        query_params(Some(&query))
     };
     let matched = request
         .extensions()
@@ -221,8 +221,18 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
     let required = matched
         .as_deref()
         .and_then(|path| guard.permissions.get(&(as_method, path)).copied());
-    let token = bearer(request.headers());
-    let caller = token.and_then(|t| guard.app.users.authenticate(t));
+    let token = bearer(request.headers()).map(str::to_string);
+    // No bearer token: the console's session cookie, when it names a live session whose user
+    // still has that role (see `crate::console`).
+    let session = match &token {
+        Some(_) => None,
+        None => crate::console::session_of(&guard.app, request.headers()),
+    };
+    let caller = match (token.as_deref(), &session) {
+        (Some(t), _) => guard.app.users.authenticate(t),
+        (None, Some(s)) => Some(s.caller.clone()),
+        (None, None) => None,
+    };
     let anonymous = caller.is_none() || matched.is_none();
     if anonymous && guard.log_accesses && !guard.anonymous.admit() {
         let mut response = refused(
@@ -235,7 +245,46 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
+    // A session's unsafe request carries its CSRF token (a header, or the form's `csrf`).
+    let mut request = request;
+    let mut csrf_refused = None;
+    if let Some(s) = &session {
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            match crate::console::check_csrf(request, &s.csrf, guard.limits.max_body_bytes).await {
+                Ok(checked) => request = checked,
+                Err(refusal) => {
+                    csrf_refused = Some(refusal);
+                    request = Request::default();
+                }
+            }
+        }
+    }
+    let timeout = guard.limits.request_timeout;
+    let run = |mut request: Request, caller: Option<Caller>| async move {
+        if let Some(c) = caller {
+            request.extensions_mut().insert(c);
+        }
+        match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request timed out",
+                format!(
+                    "no answer within {timeout:?}: narrow the query (fewer terms, a shorter \
+                     period) or try again later"
+                ),
+            ),
+        }
+    };
+    if let Some(s) = &session {
+        request.extensions_mut().insert(s.clone());
+    }
     let response = match (&caller, &matched, required) {
+        _ if csrf_refused.is_some() => csrf_refused.take().unwrap_or_default(),
+        (_, Some(_), Some(Permission::Open)) if !query_too_long => {
+            run(request, caller.clone()).await
+        }
+        (None, _, _) if endpoint.starts_with("/console") => crate::console::to_sign_in(),
         (None, _, _) => unauthorized(token.is_some()),
         (Some(_), _, _) if query_too_long => refused(
             StatusCode::URI_TOO_LONG,
@@ -267,23 +316,15 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
             response
         }
         (Some(c), _, Some(p)) if !c.role.allows(p) => forbidden(c, p),
-        (Some(c), _, _) => {
-            let mut request = request;
-            request.extensions_mut().insert(c.clone());
-            match tokio::time::timeout(guard.limits.request_timeout, next.run(request)).await {
-                Ok(response) => response,
-                Err(_) => refused(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "request timed out",
-                    format!(
-                        "no answer within {:?}: narrow the query (fewer terms, a shorter period) \
-                         or try again later",
-                        guard.limits.request_timeout
-                    ),
-                ),
-            }
-        }
+        (Some(c), _, _) => run(request, Some(c.clone())).await,
     };
+    // A sign-in names who signed in: its entry is theirs, not an anonymous one.
+    let signed_in = response
+        .extensions()
+        .get::<crate::console::SignedIn>()
+        .cloned();
+    let caller = signed_in.as_ref().map(|s| s.caller.clone()).or(caller);
+    let anonymous = anonymous && signed_in.is_none();
     if anonymous {
         let (cut_endpoint, cut_params) = capped(&endpoint, std::mem::take(&mut params));
         endpoint = cut_endpoint;
@@ -298,14 +339,19 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         .get::<Outcome>()
         .cloned()
         .unwrap_or_default();
-    let purpose = outcome.purpose.or_else(|| {
-        params
-            .get("purpose")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(String::from)
-    });
+    let purpose = outcome
+        .purpose
+        .or_else(|| {
+            params
+                .get("purpose")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+        })
+        .or_else(|| signed_in.map(|s| s.purpose))
+        // A console request states its session's purpose.
+        .or_else(|| session.map(|s| s.purpose));
     params.extend(outcome.params);
     let access = Access {
         time: chrono::Utc::now(),

@@ -559,6 +559,7 @@ pub(crate) async fn post_incident_review(
         format!("/v1/incidents/{id}/review"),
         logged,
         posts.clone(),
+        None,
     )
     .await?;
     let store = state.reviews.clone();

@@ -25,6 +25,7 @@
 
 mod audit;
 pub mod bench;
+pub mod console;
 pub mod guard;
 pub mod incidents;
 pub mod openapi;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub work: IndexWork,
     /// Watch zones and their alerts.
     pub alerts: watches::Alerts,
+    /// The console's sessions.
+    pub console: console::Console,
 }
 
 /// One `/v1/` route: method, path, the permission it requires, and its handler.
@@ -169,6 +172,48 @@ fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/console/login",
+            Permission::Open,
+            get(console::pages::get_login),
+        ),
+        route(
+            Method::POST,
+            "/console/login",
+            Permission::Open,
+            post(console::pages::post_login),
+        ),
+        route(
+            Method::POST,
+            "/console/logout",
+            Permission::Console,
+            post(console::pages::post_logout),
+        ),
+        route(
+            Method::POST,
+            "/console/purpose",
+            Permission::Console,
+            post(console::pages::post_setting),
+        ),
+        route(
+            Method::POST,
+            "/console/lang",
+            Permission::Console,
+            post(console::pages::post_setting),
+        ),
+        route(
+            Method::GET,
+            "/console/",
+            Permission::Console,
+            get(console::pages::get_home),
+        ),
+        route(
+            Method::POST,
+            "/console/posts/{id}/review",
+            Permission::Review,
+            post(console::pages::post_review),
+        ),
+        route(
+            Method::GET,
             "/v1/audit/export",
             Permission::AuditExport,
             get(audit::get_export),
@@ -248,6 +293,7 @@ fn assemble(
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/console/assets/console.css", get(console::pages::get_css))
         .route("/openapi.json", get(openapi::get_openapi))
         .with_state(state)
 }
@@ -348,6 +394,7 @@ mod tests {
             users,
             reviews: ReviewStore::open(&dir.path().join("reviews.jsonl")).unwrap(),
             alerts: watches::Alerts::open(dir.path()).unwrap(),
+            console: Default::default(),
             alert_threshold: 0.5,
             work: crate::IndexWork::default(),
         };
@@ -471,10 +518,16 @@ mod tests {
                 documented.insert((method.to_uppercase(), path.clone()));
             }
         }
+        // The console's pages are HTML for people, not API operations: every `/v1/` route is
+        // documented, and only those.
         let table: std::collections::BTreeSet<_> = routes()
             .iter()
+            .filter(|r| r.path.starts_with("/v1/"))
             .map(|r| (r.method.to_string(), r.path.to_string()))
             .collect();
+        assert!(routes()
+            .iter()
+            .all(|r| r.path.starts_with("/v1/") || r.path.starts_with("/console/")));
         assert_eq!(documented, table);
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 

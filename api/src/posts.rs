@@ -416,13 +416,14 @@ pub(crate) async fn log_before_storing(
     endpoint: String,
     mut params: serde_json::Map<String, serde_json::Value>,
     posts: Vec<String>,
+    purpose: Option<String>,
 ) -> Result<(), Problem> {
     params.insert("stage".into(), "before storing".into());
     let intent = Access {
         time,
         user: Some(caller.name.clone()),
         role: Some(caller.role.to_string()),
-        purpose: None,
+        purpose,
         method: "POST".into(),
         endpoint,
         params,
@@ -524,6 +525,7 @@ pub(crate) async fn post_review(
         format!("/v1/posts/{id}/review"),
         params,
         vec![id.clone()],
+        None,
     )
     .await?;
     let (store, stored) = (state.reviews.clone(), review.clone());
@@ -572,6 +574,45 @@ pub struct Alerts {
     pub alerts: Vec<Hit>,
 }
 
+/// The posts at or above the alert threshold (created at or after `from`) that nobody has
+/// reviewed, highest `danger` first, at most `limit`.
+pub(crate) async fn unreviewed_alerts(
+    state: &AppState,
+    from: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<Vec<Hit>, Problem> {
+    let reviewed = state.reviews.reviewed();
+    let request = SearchRequest {
+        query: "*".into(),
+        limit: (limit + reviewed.len()).min(crate::search::MAX_LIMIT + reviewed.len()),
+        filters: Filters {
+            from,
+            min_scores: vec![("danger".into(), state.alert_threshold)],
+            ..Filters::default()
+        },
+        sort: Sort::Score,
+        cursor: None,
+        collapse: false,
+    };
+    let index = state.index.clone();
+    let mut alerts: Vec<Hit> = state
+        .work
+        .run(move || index.search(&request))
+        .await
+        .map_err(|e| internal("alerts failed", e))?
+        .map_err(|e| internal("alerts failed", e))?
+        .into_iter()
+        .filter(|h| !reviewed.contains(&h.id))
+        .collect();
+    alerts.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.created_at.cmp(&a.created_at))
+    });
+    alerts.truncate(limit);
+    Ok(alerts)
+}
+
 /// Posts at or above the alert threshold that nobody has reviewed (analysts).
 #[utoipa::path(
     get,
@@ -599,35 +640,7 @@ pub(crate) async fn get_alerts(
     }
     let threshold = state.alert_threshold;
     let from = crate::search::time("since", params.since)?;
-    let reviewed = state.reviews.reviewed();
-    let request = SearchRequest {
-        query: "*".into(),
-        limit: (limit + reviewed.len()).min(crate::search::MAX_LIMIT + reviewed.len()),
-        filters: Filters {
-            from,
-            min_scores: vec![("danger".into(), threshold)],
-            ..Filters::default()
-        },
-        sort: Sort::Score,
-        cursor: None,
-        collapse: false,
-    };
-    let index = state.index.clone();
-    let mut alerts: Vec<Hit> = state
-        .work
-        .run(move || index.search(&request))
-        .await
-        .map_err(|e| internal("alerts failed", e))?
-        .map_err(|e| internal("alerts failed", e))?
-        .into_iter()
-        .filter(|h| !reviewed.contains(&h.id))
-        .collect();
-    alerts.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(b.created_at.cmp(&a.created_at))
-    });
-    alerts.truncate(limit);
+    let alerts = unreviewed_alerts(&state, from, limit).await?;
     let outcome = Outcome {
         purpose: Some(purpose.clone()),
         count: alerts.len() as u64,

@@ -60,11 +60,11 @@ impl Role {
         match self {
             Role::Analyst => matches!(
                 action,
-                Search | ViewPost | Review | Alerts | Incidents | Watches
+                Search | ViewPost | Review | Alerts | Incidents | Watches | Console | Open
             ),
-            Role::Experimenter => false,
-            Role::Auditor => matches!(action, AuditExport),
-            Role::Admin => false,
+            Role::Experimenter => matches!(action, Open),
+            Role::Auditor => matches!(action, AuditExport | Console | Open),
+            Role::Admin => matches!(action, Open),
         }
     }
 }
@@ -102,6 +102,11 @@ pub enum Permission {
     Incidents,
     /// Keep one's own watch zones and receive their alerts.
     Watches,
+    /// Use the console (its pages show each role what that role may see).
+    Console,
+    /// Nothing: the console's sign-in page, which takes a token (still logged, as an
+    /// anonymous request until it signs someone in).
+    Open,
 }
 
 impl Permission {
@@ -115,6 +120,8 @@ impl Permission {
             Permission::AuditExport => "export the access log",
             Permission::Incidents => "view and review incidents",
             Permission::Watches => "keep watch zones and receive their alerts",
+            Permission::Console => "use the console",
+            Permission::Open => "sign in",
         }
     }
 

@@ -6,6 +6,8 @@
 
 mod common;
 
+mod console_http;
+
 mod access_http;
 mod hostile;
 mod incidents_http;

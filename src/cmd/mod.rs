@@ -133,6 +133,7 @@ pub fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result
             "serving the API on http://{}",
             listener.local_addr()?
         );
+        console_banner(config, listener.local_addr()?);
         if retention {
             tokio::spawn(retention::schedule(config.clone(), state.index.clone()));
         }
@@ -140,6 +141,19 @@ pub fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result
             .await
             .context("API server")
     })
+}
+
+/// Prints where the console is (and, for the demo, where its token is) on stderr.
+fn console_banner(config: &Config, addr: std::net::SocketAddr) {
+    let token = config.data_dir.join(DEMO_TOKEN_FILE);
+    eprintln!("console: http://{addr}/console/");
+    if let Ok(t) = std::fs::read_to_string(&token) {
+        eprintln!(
+            "  sign in as `demo` with the token in {}: {}",
+            token.display(),
+            t.trim()
+        );
+    }
 }
 
 /// Starts the alert dispatcher of `state` (see `vigie_alerts::dispatch`): it scans the index's
@@ -222,6 +236,10 @@ pub fn app_state(
             vigie_alerts::AlertHub::open(&config.data_dir)?,
             config.webhook_allow.clone(),
         ),
+        console: vigie_api::console::Console {
+            sessions: Default::default(),
+            secure_cookie: config.console_secure_cookie,
+        },
     })
 }
 

@@ -83,6 +83,7 @@ pub async fn start_limited(
         alert_threshold: 0.5,
         work: vigie_api::IndexWork::default(),
         alerts: vigie_api::watches::Alerts::new(hub.clone(), vec!["http://127.0.0.1:".into()]),
+        console: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
