@@ -2,7 +2,8 @@
 # Installs what Vigie needs and is missing; each step is skipped when already done.
 #
 #   scripts/setup.sh            Python venv with torch (libtorch) and the models; writes vigie.toml
-#   scripts/setup.sh --broker   also the tansu Kafka-protocol broker (for the tests)
+#   scripts/setup.sh --broker   also what the tests need: the tansu Kafka-protocol broker, and
+#                               Debian's chromium and chromium-driver (the console's tests)
 #
 # Environment:
 #   VIGIE_CACHE   where the broker is installed (default ~/.cache/vigie), outside the build tree
@@ -176,4 +177,19 @@ print(next(os.path.dirname(p["manifest_path"]) for p in packages if p["name"] ==
         echo "$want" >"$stamp"
         rm -rf "$CACHE/tansu-target" "$src"
     fi
+fi
+
+# 7. The browser of the console's tests: Debian's chromium and chromium-driver (apt; as root,
+#    or through sudo), never a browser downloaded at run time.
+if [[ ${1:-} == --broker ]] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+    log "installing chromium and chromium-driver (apt) for the console's browser tests"
+    sudo=""
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    command -v apt-get >/dev/null || { log "apt-get is needed to install chromium (Debian)"; exit 1; }
+    install() {
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            chromium chromium-driver >/dev/null
+    }
+    # A fresh machine may have no package lists yet.
+    install || { $sudo apt-get update -qq && install; }
 fi

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod console_browser;
 mod console_http;
 
 mod access_http;

@@ -248,7 +248,8 @@ fn bar(lang: &str, label: &str, score: f32) -> Markup {
     html! {
         div.bar {
             span.label { (label) }
-            meter min="0" max="1" value=(format!("{score:.2}")) aria-label=(label) { (format!("{pct}%")) }
+            // High is bad: the browser draws it red, not the green of a good meter.
+            meter min="0" max="1" low="0.3" high="0.5" optimum="0" value=(format!("{score:.2}")) aria-label=(label) { (format!("{pct}%")) }
             span.value { (format!("{score:.2}")) }
         }
     }

@@ -1,0 +1,251 @@
+//! The console in a real browser: Debian's headless chromium, driven through chromedriver
+//! (both installed by `scripts/setup.sh --broker`). An analyst signs in, states a purpose, sees
+//! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; an
+//! auditor signs in and sees no post. Each page is saved as a screenshot in
+//! `target/console-screenshots/` (the README shows two).
+
+use crate::common;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vigie_record::fixtures::scored;
+
+/// A chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian's chromium-driver): run scripts/setup.sh --broker");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn browser(driver: &Driver, lang: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900",
+                     format!("--lang={lang}")],
+            "prefs": {"intl.accept_languages": lang},
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session")
+}
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in(c: &Client, base: &str, token: &str, purpose: &str) {
+    c.goto(&format!("{base}/console/login")).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("purpose"))
+        .await
+        .unwrap()
+        .send_keys(purpose)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_url(url::Url::parse(&format!("{base}/console/")).unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post() {
+    let posts = vec![
+        scored(
+            "1",
+            "Incendie d'un entrepôt à Vénissieux, fumée noire",
+            0.93,
+        ),
+        scored("2", "Explosion entendue près de la gare Part-Dieu", 0.78),
+        scored("3", "Beau coucher de soleil sur la Saône", 0.02),
+    ];
+    let first = posts[0].post.id.to_string();
+    let mut server = common::start_with(&posts, 100).await;
+    let driver = driver();
+
+    let c = browser(&driver, "fr").await;
+    c.goto(&format!("{}/console/login", server.base))
+        .await
+        .unwrap();
+    let title = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(title, "Connexion", "French from the browser's language");
+    shot(&c, "login").await;
+    sign_in(&c, &server.base, &server.tokens["ana"], "affaire 2026-117").await;
+    // The queue: both alerts, the purpose in the header, the calm post absent.
+    let card = c
+        .find(Locator::Id(&format!("post-{first}")))
+        .await
+        .expect("the alert is in the queue");
+    assert!(card.text().await.unwrap().contains("Vénissieux"));
+    let purpose = c
+        .find(Locator::Id("purpose-field"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(purpose.as_deref(), Some("affaire 2026-117"));
+    let body = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("coucher de soleil"));
+    // The explanation words are marked in the text (the fixture has none: no <mark>), and the
+    // danger bar is there.
+    assert!(c
+        .find(Locator::Css(&format!("#post-{first} meter")))
+        .await
+        .is_ok());
+    shot(&c, "queue").await;
+
+    // Review it: the radio, a note, the button.
+    let form = format!("#post-{first} form.review");
+    c.find(Locator::Css(&format!("{form} input[value=confirmed]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!("{form} input[name=note]")))
+        .await
+        .unwrap()
+        .send_keys("pompiers sur place, confirmé par le CODIS")
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!("{form} button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find(Locator::Id(&format!("post-{first}"))).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the reviewed alert stays in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(&c, "queue-reviewed").await;
+    // The review is in the log with the session's purpose.
+    let logged = server.entries().into_iter().any(|e| {
+        e.endpoint.ends_with("/review")
+            && e.posts == [first.clone()]
+            && e.purpose.as_deref() == Some("affaire 2026-117")
+            && e.params.get("note").and_then(|n| n.as_str())
+                == Some("pompiers sur place, confirmé par le CODIS")
+    });
+    assert!(logged, "the review's entry");
+    // Switch to English, then sign out.
+    c.find(Locator::Css("form.lang button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let h1 = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(h1, "Alert queue");
+    c.find(Locator::Css("form.out button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_url(url::Url::parse(&format!("{}/console/login", server.base)).unwrap())
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+
+    // An auditor: no post text anywhere.
+    let a = browser(&driver, "en").await;
+    sign_in(&a, &server.base, &server.tokens["olga"], "annual audit").await;
+    let body = a
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !body.contains("Explosion") && !body.contains("Vénissieux"),
+        "{body}"
+    );
+    shot(&a, "auditor").await;
+    a.close().await.unwrap();
+    server.stop().await;
+}
