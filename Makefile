@@ -2,8 +2,9 @@
 #   make run     set up what is missing, build, replay the sample stream, serve the API on :8080
 #   make test    set up what is missing (broker included) and run every test
 #   make check   the fast lane: fmt, clippy, and the tests that need no model and no broker
+#                (the browser, for the console's tests, is set up)
 #   make doc     the API docs of every crate, warnings (broken links, missing docs) as errors
-.PHONY: setup setup-test build run test lint check doc
+.PHONY: setup setup-test setup-browser build run test lint check doc
 
 VENV := $(CURDIR)/.venv
 CACHE ?= $(or $(VIGIE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vigie)
@@ -27,6 +28,9 @@ setup:
 setup-test:
 	scripts/setup.sh --broker
 
+setup-browser:
+	scripts/setup.sh --browser
+
 build: setup
 	cargo build --release --bin vigie
 
@@ -42,7 +46,7 @@ lint: setup
 
 # The fast lane runs each fuzz test on 32 cases; make test on their full count.
 check: export VIGIE_FUZZ_CASES := 32
-check: setup
+check: setup-browser
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 ifeq ($(NEXTEST),yes)

@@ -2,8 +2,9 @@
 # Installs what Vigie needs and is missing; each step is skipped when already done.
 #
 #   scripts/setup.sh            Python venv with torch (libtorch) and the models; writes vigie.toml
-#   scripts/setup.sh --broker   also what the tests need: the tansu Kafka-protocol broker, and
-#                               Debian's chromium and chromium-driver (the console's tests)
+#   scripts/setup.sh --browser  also Debian's chromium and chromium-driver (the console's tests)
+#   scripts/setup.sh --broker   also everything the tests need: the browser, and the tansu
+#                               Kafka-protocol broker
 #
 # Environment:
 #   VIGIE_CACHE   where the broker is installed (default ~/.cache/vigie), outside the build tree
@@ -181,7 +182,8 @@ fi
 
 # 7. The browser of the console's tests: Debian's chromium and chromium-driver (apt; as root,
 #    or through sudo), never a browser downloaded at run time.
-if [[ ${1:-} == --broker ]] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+if [[ ${1:-} == --broker || ${1:-} == --browser ]] \
+    && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
     log "installing chromium and chromium-driver (apt) for the console's browser tests"
     sudo=""
     [[ $(id -u) == 0 ]] || sudo=sudo
