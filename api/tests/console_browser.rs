@@ -81,26 +81,33 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
 
+/// Types `text` into the element `css` finds.
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Clicks the element `css` finds.
+async fn click(c: &Client, css: &str) {
+    let element = c.find(Locator::Css(css)).await.unwrap();
+    element.click().await.unwrap();
+}
+
+/// The text of the element `css` finds.
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn sign_in(c: &Client, base: &str, token: &str, purpose: &str) {
     c.goto(&format!("{base}/console/login")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("purpose"))
-        .await
-        .unwrap()
-        .send_keys(purpose)
-        .await
-        .unwrap();
-    c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, "#token", token).await;
+    type_into(c, "#purpose", purpose).await;
+    click(c, "form button[type=submit]").await;
     c.wait()
         .for_url(url::Url::parse(&format!("{base}/console/")).unwrap())
         .await
@@ -126,13 +133,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     c.goto(&format!("{}/console/login", server.base))
         .await
         .unwrap();
-    let title = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let title = text_of(&c, "h1").await;
     assert_eq!(title, "Connexion", "French from the browser's language");
     shot(&c, "login").await;
     sign_in(&c, &server.base, &server.tokens["ana"], "affaire 2026-117").await;
@@ -150,13 +151,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
         .await
         .unwrap();
     assert_eq!(purpose.as_deref(), Some("affaire 2026-117"));
-    let body = c
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_of(&c, "main").await;
     assert!(!body.contains("coucher de soleil"));
     // The explanation words are marked in the text (the fixture has none: no <mark>), and the
     // danger bar is there.
@@ -168,24 +163,14 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
 
     // Review it: the radio, a note, the button.
     let form = format!("#post-{first} form.review");
-    c.find(Locator::Css(&format!("{form} input[value=confirmed]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css(&format!("{form} input[name=note]")))
-        .await
-        .unwrap()
-        .send_keys("pompiers sur place, confirmé par le CODIS")
-        .await
-        .unwrap();
-    c.find(Locator::Css(&format!("{form} button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, &format!("{form} input[value=confirmed]")).await;
+    type_into(
+        &c,
+        &format!("{form} input[name=note]"),
+        "pompiers sur place, confirmé par le CODIS",
+    )
+    .await;
+    click(&c, &format!("{form} button")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.find(Locator::Id(&format!("post-{first}"))).await.is_ok() {
         assert!(
@@ -205,26 +190,10 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     });
     assert!(logged, "the review's entry");
     // Switch to English, then sign out.
-    c.find(Locator::Css("form.lang button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    click(&c, "form.lang button").await;
+    let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, "Alert queue");
-    c.find(Locator::Css("form.out button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "form.out button").await;
     c.wait()
         .for_url(url::Url::parse(&format!("{}/console/login", server.base)).unwrap())
         .await
@@ -234,13 +203,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     // An auditor: no post text anywhere.
     let a = browser(&driver, "en").await;
     sign_in(&a, &server.base, &server.tokens["olga"], "annual audit").await;
-    let body = a
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_of(&a, "body").await;
     assert!(
         !body.contains("Explosion") && !body.contains("Vénissieux"),
         "{body}"

@@ -3,29 +3,11 @@
 
 use crate::common;
 
-use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use vigie_record::fixtures::scored;
 use vigie_record::Envelope;
 
-fn t0() -> DateTime<Utc> {
-    "2026-11-27T08:00:00Z".parse().unwrap()
-}
-
-/// A fire post `n`, `minutes` after t0, in `city` (name, lat, lon), scored `danger`.
-fn fire(n: u32, minutes: i64, text: &str, city: (&str, f64, f64), danger: f32) -> Envelope {
-    let mut e = scored(&n.to_string(), text, danger);
-    e.post.created_at = t0() + Duration::minutes(minutes);
-    e.post.lang = Some("fr".into());
-    e.scoring
-        .as_mut()
-        .unwrap()
-        .scores
-        .insert("fire".into(), 0.9);
-    e.places = Some(vec![vigie_record::fixtures::place(city.0, city.1, city.2)]);
-    e
-}
+use common::fire;
 
 const LYON: (&str, f64, f64) = ("Lyon", 45.748, 4.847);
 const MARSEILLE: (&str, f64, f64) = ("Marseille", 43.297, 5.381);

@@ -4,25 +4,15 @@
 
 use crate::common;
 
-use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use vigie_alerts::{DispatchConfig, Dispatcher, Owners};
-use vigie_record::fixtures::scored;
 use vigie_record::Envelope;
 
+/// A fire post `n` minutes after 08:00, in `city`.
 fn fire(n: u32, text: &str, city: (&str, f64, f64)) -> Envelope {
-    let mut e = scored(&n.to_string(), text, 0.9);
-    e.post.created_at =
-        "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(n.into());
-    e.scoring
-        .as_mut()
-        .unwrap()
-        .scores
-        .insert("fire".into(), 0.9);
-    e.places = Some(vec![vigie_record::fixtures::place(city.0, city.1, city.2)]);
-    e
+    common::fire(n, n.into(), text, city, 0.9)
 }
 
 const LYON: (&str, f64, f64) = ("Lyon", 45.748, 4.847);

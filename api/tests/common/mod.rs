@@ -140,3 +140,27 @@ pub fn set_file_size_limit(bytes: libc::rlim_t) {
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
 }
+
+/// A fire post `n`, `minutes` after 2026-11-27 08:00 UTC, in French, in `city` (name, lat,
+/// lon), scored `danger`.
+pub fn fire(
+    n: u32,
+    minutes: i64,
+    text: &str,
+    city: (&str, f64, f64),
+    danger: f32,
+) -> vigie_record::Envelope {
+    let mut e = scored(&n.to_string(), text, danger);
+    e.post.created_at = "2026-11-27T08:00:00Z"
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap()
+        + chrono::Duration::minutes(minutes);
+    e.post.lang = Some("fr".into());
+    e.scoring
+        .as_mut()
+        .unwrap()
+        .scores
+        .insert("fire".into(), 0.9);
+    e.places = Some(vec![vigie_record::fixtures::place(city.0, city.1, city.2)]);
+    e
+}
