@@ -207,6 +207,12 @@ fn routes() -> Vec<Route> {
             get(console::pages::get_home),
         ),
         route(
+            Method::GET,
+            "/console/queue/events",
+            Permission::Alerts,
+            get(console::live::get_queue_events),
+        ),
+        route(
             Method::POST,
             "/console/posts/{id}/review",
             Permission::Review,
@@ -294,6 +300,7 @@ fn assemble(
         .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
         .route("/healthz", get(|| async { "ok" }))
         .route("/console/assets/console.css", get(console::pages::get_css))
+        .route("/console/assets/console.js", get(console::pages::get_js))
         .route("/openapi.json", get(openapi::get_openapi))
         .with_state(state)
 }

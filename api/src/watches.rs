@@ -94,7 +94,7 @@ impl Alerts {
     }
 
     /// A stream slot for `user`, or `None` when they (or the server) hold too many.
-    fn slot(&self, user: &str) -> Option<StreamSlot> {
+    pub(crate) fn slot(&self, user: &str) -> Option<StreamSlot> {
         let mut open = self.streams.lock().ok()?;
         let total: usize = open.values().sum();
         let mine = open.get(user).copied().unwrap_or(0);
@@ -118,7 +118,7 @@ fn entry_names_any_port(entry: &str) -> bool {
 }
 
 /// One open stream, counted until it is dropped.
-struct StreamSlot {
+pub(crate) struct StreamSlot {
     streams: Arc<Mutex<HashMap<String, usize>>>,
     user: String,
 }

@@ -1,7 +1,7 @@
 //! The console in a real browser: Debian's headless chromium, driven through chromedriver
 //! (both installed by `scripts/setup.sh --broker`). An analyst signs in, states a purpose, sees
-//! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; an
-//! auditor signs in and sees no post. Each page is saved as a screenshot in
+//! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; a
+//! new alert appears in the open queue by itself; an auditor signs in and sees no post. Each page is saved as a screenshot in
 //! `target/console-screenshots/` (the README shows two).
 
 use crate::common;
@@ -189,6 +189,34 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
                 == Some("pompiers sur place, confirmé par le CODIS")
     });
     assert!(logged, "the review's entry");
+    // Live: an alert indexed while the page is open shows up, nobody reloading by hand.
+    let new = scored(
+        "4",
+        "Fusillade signalée place Bellecour, évitez le secteur",
+        0.88,
+    );
+    let new_id = new.post.id.to_string();
+    let mut w = server.index.writer().unwrap();
+    w.upsert(&new).unwrap();
+    w.commit(None).unwrap();
+    drop(w);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c
+        .find(Locator::Id(&format!("post-{new_id}")))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            let events: Vec<_> = server
+                .entries()
+                .into_iter()
+                .filter(|e| e.endpoint.starts_with("/console"))
+                .map(|e| (e.method, e.endpoint, e.status))
+                .collect();
+            panic!("the new alert did not appear in the open queue: {events:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Switch to English, then sign out.
     click(&c, "form.lang button").await;
     let h1 = text_of(&c, "h1").await;

@@ -254,6 +254,11 @@ async fn auditors_see_no_post_and_a_removed_user_is_signed_out() {
         .await
         .unwrap();
     assert_eq!(review.status(), StatusCode::FORBIDDEN);
+    // Nor the queue's live events.
+    assert_eq!(
+        page(&server, &cookie, "/console/queue/events").await.0,
+        StatusCode::FORBIDDEN
+    );
     // Experimenters and admins may not use the console at all.
     for user in ["eve", "adam"] {
         let res = client()

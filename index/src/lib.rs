@@ -179,6 +179,12 @@ impl PostIndex {
         Ok(self.index.load_metas()?.payload)
     }
 
+    /// A number that changes whenever searchers see a new commit (of this handle or another
+    /// process's): what a page that must stay current watches.
+    pub fn generation(&self) -> u64 {
+        self.reader.searcher().generation().generation_id()
+    }
+
     /// Makes the last commit visible to searchers of this handle.
     pub fn refresh(&self) -> Result<(), IndexError> {
         Ok(self.reader.reload()?)

@@ -17,11 +17,17 @@
 //! carry the session's CSRF token — the form field `csrf` or the header `X-CSRF-Token` — or it is
 //! refused (403), logged like any refusal.
 //!
+//! ## Live
+//! The alert queue stays current: `GET /console/queue/events` tells the page when a commit or a
+//! review changed what it would show, and the page reloads — a new page view, logged like the
+//! first ([`live`]).
+//!
 //! ## Languages
 //! French and English: the browser's `Accept-Language` chooses at sign-in, and a link on every
 //! page switches ([`i18n`]).
 
 pub mod i18n;
+pub mod live;
 pub mod pages;
 pub mod session;
 

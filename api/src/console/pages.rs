@@ -20,25 +20,37 @@ use vigie_index::Hit;
 
 /// The console's style sheet, embedded in the binary.
 pub const CSS: &str = include_str!("console.css");
+/// The console's script (the live queue), embedded in the binary.
+pub const JS: &str = include_str!("console.js");
 /// Most alerts the queue shows.
 pub const QUEUE_LIMIT: usize = 50;
 
-/// A short hash of the style sheet: its URL changes when it does, so it can be cached for ever.
-pub fn css_version() -> String {
+/// A short hash of an asset: its URL carries it and changes when it does, so the asset can be
+/// cached for ever.
+pub fn version(asset: &str) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(CSS.as_bytes())[..6])
+    hex::encode(&sha2::Sha256::digest(asset.as_bytes())[..6])
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /console/assets/console.css` (outside the guard: no data).
 pub(crate) async fn get_css() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        CSS,
-    )
-        .into_response()
+    asset("text/css; charset=utf-8", CSS)
+}
+
+/// `GET /console/assets/console.js` (outside the guard: no data).
+pub(crate) async fn get_js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
 }
 
 fn page(lang: &str, title: &str, session: Option<&Session>, body: Markup) -> Markup {
@@ -49,7 +61,8 @@ fn page(lang: &str, title: &str, session: Option<&Session>, body: Markup) -> Mar
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — Vigie" }
-                link rel="stylesheet" href={ "/console/assets/console.css?v=" (css_version()) };
+                link rel="stylesheet" href={ "/console/assets/console.css?v=" (version(CSS)) };
+                script src={ "/console/assets/console.js?v=" (version(JS)) } defer {}
             }
             body {
                 a.skip href="#main" { (t(lang, "skip")) }
