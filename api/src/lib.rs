@@ -213,6 +213,12 @@ fn routes() -> Vec<Route> {
             get(console::live::get_queue_events),
         ),
         route(
+            Method::GET,
+            "/console/posts/{id}",
+            Permission::ViewPost,
+            get(console::pages::get_post),
+        ),
+        route(
             Method::POST,
             "/console/posts/{id}/review",
             Permission::Review,

@@ -205,7 +205,9 @@ impl IntoResponse for GonePost {
 
 /// A post, or the record of its deletion.
 pub(crate) enum PostAnswer {
+    /// The post.
     Found(Box<PostView>),
+    /// Its deletion.
     Gone(Box<GonePost>),
 }
 
@@ -285,6 +287,17 @@ pub(crate) async fn get_post(
 ) -> Result<(Extension<Outcome>, PostAnswer), Problem> {
     let Query(params) = params?;
     let purpose = require_purpose(params.purpose)?;
+    post_answer(&state, id, purpose).await
+}
+
+/// Post `id` and its lineage (or the lineage of its deletion), and what the answer shows: the
+/// `GET /v1/posts/{id}` answer, and the console's post page.
+pub(crate) async fn post_answer(
+    state: &AppState,
+    id: String,
+    purpose: String,
+) -> Result<(Extension<Outcome>, PostAnswer), Problem> {
+    let state = state.clone();
     let found = find(&state, &id).await?;
     let (log, key) = (state.log.clone(), id.clone());
     let accesses = tokio::task::spawn_blocking(move || log.accesses_to(&key))

@@ -189,6 +189,22 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
                 == Some("pompiers sur place, confirmé par le CODIS")
     });
     assert!(logged, "the review's entry");
+    // Its page: the lineage holds the review, and the accesses table the queue views.
+    c.goto(&format!("{}/console/posts/{first}", server.base))
+        .await
+        .unwrap();
+    let review = text_of(&c, "li.review-step").await;
+    assert!(
+        review.contains("ana") && review.contains("confirmé par le CODIS"),
+        "{review}"
+    );
+    let accesses = text_of(&c, "table.accesses").await;
+    assert!(
+        accesses.contains("affaire 2026-117") && accesses.contains("/console/"),
+        "{accesses}"
+    );
+    shot(&c, "post").await;
+    c.goto(&format!("{}/console/", server.base)).await.unwrap();
     // Live: an alert indexed while the page is open shows up, nobody reloading by hand.
     let new = scored(
         "4",

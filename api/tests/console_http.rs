@@ -201,6 +201,18 @@ async fn a_person_signs_in_sees_the_queue_reviews_and_signs_out_every_step_logge
         .iter()
         .any(|e| e.endpoint.ends_with("/review") && e.status == 403));
 
+    // The post's page: its lineage shows the review, and the page view is logged.
+    let (status, post_page) = page(&server, &cookie, &format!("/console/posts/{warehouse}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(post_page.contains("pompiers sur place"), "{post_page}");
+    assert!(server
+        .entries()
+        .iter()
+        .any(|e| e.endpoint == format!("/console/posts/{warehouse}")
+            && e.posts == [warehouse.clone()]
+            && e.purpose.as_deref() == Some("case 2026-117")));
+    let (status, _) = page(&server, &cookie, "/console/posts/no-such-post").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     // The cookie also reaches the API for reads (the console's scripts), with a purpose.
     let (status, _) = page(
         &server,

@@ -56,6 +56,16 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("posts", "messages", "posts"),
     ("last_seen", "Dernier message", "Last post"),
+    ("lineage", "Lignée et accès", "Lineage and accesses"),
+    ("post", "Message", "Post"),
+    ("fetched", "Collecté", "Fetched"),
+    ("scored", "Évalué", "Scored"),
+    ("accesses", "Accès enregistrés", "Recorded accesses"),
+    ("when", "Quand", "When"),
+    ("who", "Qui", "Who"),
+    ("how", "Par", "Through"),
+    ("deleted", "Message supprimé à sa source", "Post deleted at its source"),
+    ("duplicate", "Doublon", "Duplicate"),
 ];
 
 /// The words of `key` in `lang` (`fr` unless `en`); the key itself if it has none.

@@ -268,17 +268,16 @@ fn bar(lang: &str, label: &str, score: f32) -> Markup {
     }
 }
 
-/// The text of `hit` with its explanation words in `<mark>` (escaped: maud escapes each piece).
-fn highlighted(hit: &Hit) -> Markup {
-    let words: Vec<String> = hit
-        .explanation
+/// `text` with the words of `explanation` that pushed the score up in `<mark>` (escaped: maud
+/// escapes each piece).
+fn highlighted(text: &str, explanation: &[vigie_record::Contribution]) -> Markup {
+    let words: Vec<String> = explanation
         .iter()
         .filter(|c| c.weight > 0.0)
         .map(|c| c.word.to_lowercase())
         .collect();
     let mut pieces: Vec<(bool, &str)> = Vec::new();
     let mut last = 0;
-    let text = hit.text.as_str();
     let mut i = 0;
     let bytes: Vec<(usize, char)> = text.char_indices().collect();
     while i < bytes.len() {
@@ -312,6 +311,26 @@ fn highlighted(hit: &Hit) -> Markup {
     }
 }
 
+fn review_form(lang: &str, s: &Session, id: &str, back: Option<&str>) -> Markup {
+    html! {
+    form.review method="post" action={ "/console/posts/" (id) "/review" } {
+        input type="hidden" name="csrf" value=(s.csrf);
+        @if let Some(b) = back { input type="hidden" name="back" value=(b); }
+        fieldset {
+            legend { (t(lang, "review")) }
+            @for (value, key) in [("confirmed", "confirmed"), ("false_alarm", "false_alarm"), ("unclear", "unclear")] {
+                label {
+                    input type="radio" name="verdict" value=(value) required;
+                    " " (t(lang, key))
+                }
+            }
+            label { (t(lang, "note")) " " input type="text" name="note" maxlength="2000"; }
+            button type="submit" { (t(lang, "send")) }
+        }
+    }
+    }
+}
+
 fn alert_card(lang: &str, s: &Session, hit: &Hit) -> Markup {
     let mut categories: Vec<(&String, &f32)> = hit
         .scores
@@ -321,7 +340,8 @@ fn alert_card(lang: &str, s: &Session, hit: &Hit) -> Markup {
     categories.sort_by(|a, b| b.1.total_cmp(a.1));
     html! {
         article.alert id={ "post-" (hit.id) } {
-            p.text lang=[hit.lang.as_deref()] { (highlighted(hit)) }
+            p.text lang=[hit.lang.as_deref()] { (highlighted(&hit.text, &hit.explanation)) }
+            p { a href={ "/console/posts/" (hit.id) } { (t(lang, "lineage")) } }
             dl.meta {
                 dt { (t(lang, "posted")) } dd { time datetime=(hit.created_at.to_rfc3339()) { (hit.created_at.format("%Y-%m-%d %H:%M UTC")) } }
                 dt { (t(lang, "source")) } dd { (hit.source) }
@@ -347,20 +367,7 @@ fn alert_card(lang: &str, s: &Session, hit: &Hit) -> Markup {
                     }
                 }
             }
-            form.review method="post" action={ "/console/posts/" (hit.id) "/review" } {
-                input type="hidden" name="csrf" value=(s.csrf);
-                fieldset {
-                    legend { (t(lang, "review")) }
-                    @for (value, key) in [("confirmed", "confirmed"), ("false_alarm", "false_alarm"), ("unclear", "unclear")] {
-                        label {
-                            input type="radio" name="verdict" value=(value) required;
-                            " " (t(lang, key))
-                        }
-                    }
-                    label { (t(lang, "note")) " " input type="text" name="note" maxlength="2000"; }
-                    button type="submit" { (t(lang, "send")) }
-                }
-            }
+            (review_form(lang, s, &hit.id, None))
         }
     }
 }
@@ -451,6 +458,9 @@ pub(crate) struct ReviewForm {
     verdict: Verdict,
     #[serde(default)]
     note: String,
+    /// `post`: back to the post's page (else the queue).
+    #[serde(default)]
+    back: Option<String>,
 }
 
 /// `POST /console/posts/{id}/review`: a person's verdict, logged before it is stored, then
@@ -522,5 +532,120 @@ pub(crate) async fn post_review(
         posts: vec![id],
         params: logged,
     };
-    Ok((Extension(outcome), see_other("/console/")))
+    let back = if form.back.as_deref() == Some("post") {
+        format!("/console/posts/{}", outcome.posts[0])
+    } else {
+        "/console/".to_string()
+    };
+    Ok((Extension(outcome), see_other(&back)))
+}
+
+/// `GET /console/posts/{id}`: one post, its scores and its lineage — fetched, Kafka, scored,
+/// reviews, every access before this one — and the review form (analysts).
+pub(crate) async fn get_post(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<(Extension<Outcome>, Response), crate::Problem> {
+    let lang = session.lang.clone();
+    let lang = lang.as_str();
+    let (outcome, answer) =
+        crate::posts::post_answer(&state, id.clone(), session.purpose.clone()).await?;
+    let (title, status, body) = match answer {
+        crate::posts::PostAnswer::Found(view) => {
+            let scores: Vec<(String, f32)> = view
+                .scoring
+                .as_ref()
+                .map(|s| s.scores.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default();
+            let explanation = view
+                .scoring
+                .as_ref()
+                .map(|s| s.explanation.clone())
+                .unwrap_or_default();
+            let l = &view.lineage;
+            let body = html! {
+                h1 { (t(lang, "post")) }
+                article.alert {
+                    p.text lang=[view.post.lang.as_deref()] { (highlighted(&view.post.text, &explanation)) }
+                    div.scores {
+                        @for (label, score) in &scores {
+                            (bar(lang, if label == "danger" { t(lang, "danger") } else { label }, *score))
+                        }
+                    }
+                }
+                h2 { (t(lang, "lineage")) }
+                ol.lineage {
+                    li {
+                        strong { (t(lang, "fetched")) } " "
+                        time datetime=(l.fetched.fetched_at.to_rfc3339()) { (l.fetched.fetched_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        " — " (l.fetched.source) " — " code { (l.fetched.fetch_url) }
+                        " — " (l.fetched.ingestor.name) " " (l.fetched.ingestor.version)
+                        " — SHA-256 " code { (l.fetched.content_sha256.get(..16).unwrap_or("")) "…" }
+                    }
+                    @if let Some(k) = &l.kafka {
+                        li { strong { "Kafka" } " " (k.topic) " / " (k.partition) " / " (k.offset) }
+                    }
+                    @if let Some(sc) = &l.scored {
+                        li {
+                            strong { (t(lang, "scored")) } " "
+                            time datetime=(sc.scored_at.to_rfc3339()) { (sc.scored_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                            " — " code { (sc.model) }
+                        }
+                    }
+                    @for r in &l.reviews {
+                        li.review-step {
+                            strong { (t(lang, "review")) } " "
+                            time datetime=(r.time.to_rfc3339()) { (r.time.format("%Y-%m-%d %H:%M:%S UTC")) }
+                            " — " (r.user) " — " (verdict_word(lang, r.verdict))
+                            @if !r.note.is_empty() { " — « " (r.note) " »" }
+                        }
+                    }
+                }
+                h2 { (t(lang, "accesses")) }
+                table.accesses {
+                    thead { tr {
+                        th scope="col" { (t(lang, "when")) }
+                        th scope="col" { (t(lang, "who")) }
+                        th scope="col" { (t(lang, "purpose")) }
+                        th scope="col" { (t(lang, "how")) }
+                    } }
+                    tbody {
+                        @for a in &l.accesses {
+                            tr {
+                                td { (a.time.format("%Y-%m-%d %H:%M:%S UTC")) }
+                                td { (a.user.as_deref().unwrap_or("—")) " (" (a.role.as_deref().unwrap_or("—")) ")" }
+                                td { (a.purpose.as_deref().unwrap_or("—")) }
+                                td { code { (a.endpoint) } }
+                            }
+                        }
+                    }
+                }
+                (review_form(lang, &session, &id, Some("post")))
+            };
+            (t(lang, "post"), StatusCode::OK, body)
+        }
+        crate::posts::PostAnswer::Gone(gone) => {
+            let body = html! {
+                h1 { (t(lang, "deleted")) }
+                p { (gone.detail) }
+                h2 { (t(lang, "accesses")) }
+                ul { @for a in &gone.lineage.accesses {
+                    li { (a.time.format("%Y-%m-%d %H:%M:%S UTC")) " — " (a.user.as_deref().unwrap_or("—")) " — " (a.purpose.as_deref().unwrap_or("—")) }
+                } }
+            };
+            (t(lang, "deleted"), StatusCode::GONE, body)
+        }
+    };
+    let page = page(lang, title, Some(&session), body);
+    Ok((outcome, html_response(status, page)))
+}
+
+fn verdict_word(lang: &str, v: Verdict) -> &'static str {
+    match v {
+        Verdict::Confirmed => t(lang, "confirmed"),
+        Verdict::FalseAlarm => t(lang, "false_alarm"),
+        Verdict::Unclear => t(lang, "unclear"),
+        Verdict::Duplicate => t(lang, "duplicate"),
+    }
 }
