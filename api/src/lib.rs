@@ -214,6 +214,12 @@ fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/console/search",
+            Permission::Search,
+            get(console::search::get_search),
+        ),
+        route(
+            Method::GET,
             "/console/posts/{id}",
             Permission::ViewPost,
             get(console::pages::get_post),

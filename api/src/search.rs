@@ -256,7 +256,7 @@ fn sort(value: Option<String>) -> Result<Sort, Problem> {
     }
 }
 
-fn exact(value: Option<String>) -> Option<String> {
+pub(crate) fn exact(value: Option<String>) -> Option<String> {
     value
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
@@ -307,7 +307,7 @@ pub(crate) fn index_problem(e: IndexError) -> Problem {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     state: AppState,
     body: SearchBody,
 ) -> Result<(String, vigie_index::SearchPage), Problem> {

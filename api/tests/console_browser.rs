@@ -1,7 +1,8 @@
 //! The console in a real browser: Debian's headless chromium, driven through chromedriver
 //! (both installed by `scripts/setup.sh --broker`). An analyst signs in, states a purpose, sees
-//! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; a
-//! new alert appears in the open queue by itself; an auditor signs in and sees no post. Each page is saved as a screenshot in
+//! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; finds
+//! it again with a search and opens its lineage (the review, the accesses); a new alert appears
+//! in the open queue by itself; an auditor signs in and sees no post. Each page is saved as a screenshot in
 //! `target/console-screenshots/` (the README shows two).
 
 use crate::common;
@@ -189,10 +190,20 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
                 == Some("pompiers sur place, confirmé par le CODIS")
     });
     assert!(logged, "the review's entry");
-    // Its page: the lineage holds the review, and the accesses table the queue views.
-    c.goto(&format!("{}/console/posts/{first}", server.base))
-        .await
-        .unwrap();
+    // Found again with a search, then its page: the lineage holds the review, and the accesses
+    // table the queue views.
+    click(&c, "header nav a[href='/console/search']").await;
+    type_into(&c, "#q", "Vénissieux").await;
+    click(&c, "form.search button[type=submit]").await;
+    let found = text_of(&c, "section.results").await;
+    assert!(found.contains("entrepôt à Vénissieux"), "{found}");
+    assert!(text_of(&c, "p.total").await.starts_with('1'));
+    shot(&c, "search").await;
+    click(
+        &c,
+        &format!("#post-{first} a[href='/console/posts/{first}']"),
+    )
+    .await;
     let review = text_of(&c, "li.review-step").await;
     assert!(
         review.contains("ana") && review.contains("confirmé par le CODIS"),

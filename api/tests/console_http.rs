@@ -213,6 +213,23 @@ async fn a_person_signs_in_sees_the_queue_reviews_and_signs_out_every_step_logge
             && e.purpose.as_deref() == Some("case 2026-117")));
     let (status, _) = page(&server, &cookie, "/console/posts/no-such-post").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // The search page: the session's purpose, the posts shown logged; a bad query is refused.
+    let (status, results) = page(&server, &cookie, "/console/search?q=fire&sort=score").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        results.contains(&format!("id=\"post-{warehouse}\"")),
+        "{results}"
+    );
+    assert!(server
+        .entries()
+        .iter()
+        .any(|e| e.endpoint == "/console/search"
+            && e.posts.contains(&warehouse)
+            && e.purpose.as_deref() == Some("case 2026-117")));
+    let (status, _) = page(&server, &cookie, "/console/search?q=(((").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = page(&server, &cookie, "/console/search?colour=red").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // The cookie also reaches the API for reads (the console's scripts), with a purpose.
     let (status, _) = page(
         &server,

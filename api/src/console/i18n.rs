@@ -66,6 +66,18 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("how", "Par", "Through"),
     ("deleted", "Message supprimé à sa source", "Post deleted at its source"),
     ("duplicate", "Doublon", "Duplicate"),
+    ("search", "Recherche", "Search"),
+    ("query", "Mots (syntaxe de recherche)", "Words (search syntax)"),
+    ("from", "Depuis (RFC 3339)", "From (RFC 3339)"),
+    ("to", "Jusqu'à (RFC 3339)", "To (RFC 3339)"),
+    ("category", "Catégorie", "Category"),
+    ("min_score", "Score minimal", "Minimum score"),
+    ("near", "Près de (lat,lon,km)", "Near (lat,lon,km)"),
+    ("sort", "Ordre", "Order"),
+    ("found", "messages trouvés", "posts found"),
+    ("next", "Page suivante", "Next page"),
+    ("per_hour", "Messages dangereux par heure", "Dangerous posts per hour"),
+    ("any", "toutes", "any"),
 ];
 
 /// The words of `key` in `lang` (`fr` unless `en`); the key itself if it has none.

@@ -29,6 +29,7 @@
 pub mod i18n;
 pub mod live;
 pub mod pages;
+pub mod search;
 pub mod session;
 
 use crate::users::Caller;

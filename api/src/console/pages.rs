@@ -53,7 +53,7 @@ pub(crate) async fn get_js() -> Response {
     asset("text/javascript; charset=utf-8", JS)
 }
 
-fn page(lang: &str, title: &str, session: Option<&Session>, body: Markup) -> Markup {
+pub(crate) fn page(lang: &str, title: &str, session: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang) {
@@ -69,6 +69,13 @@ fn page(lang: &str, title: &str, session: Option<&Session>, body: Markup) -> Mar
                 header {
                     strong { "Vigie" }
                     @if let Some(s) = session {
+                        @if s.caller.role == Role::Analyst {
+                            nav aria-label="Vigie" {
+                                a href="/console/" { (t(lang, "alerts")) }
+                                " "
+                                a href="/console/search" { (t(lang, "search")) }
+                            }
+                        }
                         span.who { (t(lang, "signed_in_as")) " " (s.caller.name) " (" (s.caller.role.as_str()) ")" }
                         form.purpose method="post" action="/console/purpose" {
                             input type="hidden" name="csrf" value=(s.csrf);
@@ -94,7 +101,7 @@ fn page(lang: &str, title: &str, session: Option<&Session>, body: Markup) -> Mar
     }
 }
 
-fn html_response(status: StatusCode, markup: Markup) -> Response {
+pub(crate) fn html_response(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [
@@ -331,7 +338,7 @@ fn review_form(lang: &str, s: &Session, id: &str, back: Option<&str>) -> Markup 
     }
 }
 
-fn alert_card(lang: &str, s: &Session, hit: &Hit) -> Markup {
+pub(crate) fn alert_card(lang: &str, s: &Session, hit: &Hit) -> Markup {
     let mut categories: Vec<(&String, &f32)> = hit
         .scores
         .iter()
