@@ -75,7 +75,10 @@ pub struct ExportParams {
     pub purpose: Option<String>,
 }
 
-fn parse_time(name: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, Problem> {
+pub(crate) fn parse_time(
+    name: &str,
+    value: Option<String>,
+) -> Result<Option<DateTime<Utc>>, Problem> {
     value
         .filter(|v| !v.trim().is_empty())
         .map(|v| {

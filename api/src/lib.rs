@@ -214,6 +214,12 @@ fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/console/audit/verify",
+            Permission::AuditExport,
+            get(console::audit::get_verify),
+        ),
+        route(
+            Method::GET,
             "/console/search",
             Permission::Search,
             get(console::search::get_search),

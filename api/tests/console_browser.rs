@@ -82,26 +82,31 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
 
-/// Types `text` into the element `css` finds.
+/// Types `text` into the element `css` finds (once there is one).
 async fn type_into(c: &Client, css: &str, text: &str) {
-    let field = c.find(Locator::Css(css)).await.unwrap();
+    let field = c.wait().for_element(Locator::Css(css)).await.unwrap();
     field.send_keys(text).await.unwrap();
 }
 
-/// Clicks the element `css` finds.
+/// Clicks the element `css` finds (once there is one).
 async fn click(c: &Client, css: &str) {
-    let element = c.find(Locator::Css(css)).await.unwrap();
+    let element = c.wait().for_element(Locator::Css(css)).await.unwrap();
     element.click().await.unwrap();
 }
 
-/// The text of the element `css` finds.
+/// The text of the element `css` finds, once there is one (a page may still be loading, and
+/// an element of the page being left goes stale: both are tried again, for 10 s).
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(element) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no `{css}` within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn sign_in(c: &Client, base: &str, token: &str, purpose: &str) {
@@ -246,8 +251,15 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     }
     // Switch to English, then sign out.
     click(&c, "form.lang button").await;
-    let h1 = text_of(&c, "h1").await;
-    assert_eq!(h1, "Alert queue");
+    // (The page reloads: wait for the English one.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text_of(&c, "h1").await != "Alert queue" {
+        assert!(
+            Instant::now() < deadline,
+            "the page did not switch to English"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     click(&c, "form.out button").await;
     c.wait()
         .for_url(url::Url::parse(&format!("{}/console/login", server.base)).unwrap())
@@ -263,6 +275,9 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
         !body.contains("Explosion") && !body.contains("Vénissieux"),
         "{body}"
     );
+    click(&a, "#verify").await;
+    let verdict = text_of(&a, "section.verdict").await;
+    assert!(verdict.contains("Intact"), "{verdict}");
     shot(&a, "auditor").await;
     a.close().await.unwrap();
     server.stop().await;

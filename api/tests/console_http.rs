@@ -283,6 +283,35 @@ async fn auditors_see_no_post_and_a_removed_user_is_signed_out() {
         .await
         .unwrap();
     assert_eq!(review.status(), StatusCode::FORBIDDEN);
+    // The audit page: the export form, and a verification of what it would export.
+    assert!(home.contains("action=\"/console/audit/verify\""), "{home}");
+    let (status, verdict) = page(
+        &server,
+        &cookie,
+        "/console/audit/verify?purpose=annual%20audit",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(verdict.contains("Intact"), "{verdict}");
+    // The export itself, through the cookie (a GET of the API).
+    let (status, export) = page(&server, &cookie, "/v1/audit/export?purpose=annual%20audit").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !export.contains("Warehouse"),
+        "an export holds no post text"
+    );
+    // An entry altered on disk: the verification says so.
+    let log = std::fs::read_to_string(&server.log_path).unwrap();
+    let altered = log.replacen("\"olga\"", "\"oLga\"", 1);
+    assert_ne!(altered, log);
+    std::fs::write(&server.log_path, altered).unwrap();
+    let (_, verdict) = page(
+        &server,
+        &cookie,
+        "/console/audit/verify?purpose=annual%20audit",
+    )
+    .await;
+    assert!(verdict.contains("Tampered with"), "{verdict}");
     // Nor the queue's live events.
     assert_eq!(
         page(&server, &cookie, "/console/queue/events").await.0,
@@ -302,6 +331,10 @@ async fn auditors_see_no_post_and_a_removed_user_is_signed_out() {
     // A user removed while signed in is signed out at their next request.
     let ana = sign_in(&server, "ana", "case 1").await;
     assert_eq!(page(&server, &ana, "/console/").await.0, StatusCode::OK);
+    assert_eq!(
+        page(&server, &ana, "/console/audit/verify").await.0,
+        StatusCode::FORBIDDEN
+    );
     vigie_api::users::remove_user(
         &server.data.path().join(vigie_api::users::USERS_FILE),
         "ana",

@@ -78,6 +78,17 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("next", "Page suivante", "Next page"),
     ("per_hour", "Messages dangereux par heure", "Dangerous posts per hour"),
     ("any", "toutes", "any"),
+    ("audit", "Audit du journal des accès", "Access-log audit"),
+    ("user", "Utilisateur", "User"),
+    ("export", "Exporter (JSONL signé)", "Export (signed JSONL)"),
+    ("verify", "Vérifier", "Verify"),
+    ("intact", "Intact : chaîne, signatures et sceau vérifiés.", "Intact: chain, signatures and seal verified."),
+    ("tampered", "Altéré", "Tampered with"),
+    ("entries", "Entrées", "Entries"),
+    ("omitted", "Entrées hors filtre (empreinte seule)", "Entries outside the filter (digest only)"),
+    ("checkpoints", "Points de contrôle signés", "Signed checkpoints"),
+    ("seq_range", "Numéros", "Sequence numbers"),
+    ("too_many", "Trop d'entrées pour une vérification en ligne : réduisez la période, ou exportez et vérifiez avec `vigie audit verify`.", "Too many entries to verify here: narrow the period, or export and check with `vigie audit verify`."),
 ];
 
 /// The words of `key` in `lang` (`fr` unless `en`); the key itself if it has none.

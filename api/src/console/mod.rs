@@ -26,6 +26,7 @@
 //! French and English: the browser's `Accept-Language` chooses at sign-in, and a link on every
 //! page switches ([`i18n`]).
 
+pub mod audit;
 pub mod i18n;
 pub mod live;
 pub mod pages;

@@ -389,10 +389,11 @@ pub(crate) async fn get_home(
     let lang = lang.as_str();
     if session.caller.role == Role::Auditor {
         let body = html! {
-            h1 { "Audit" }
+            h1 { (t(lang, "audit")) }
             p { (t(lang, "auditor_home")) }
+            (super::audit::audit_form(lang, &session, &Default::default()))
         };
-        let page = page(lang, "Audit", Some(&session), body);
+        let page = page(lang, t(lang, "audit"), Some(&session), body);
         return Ok((
             Extension(Outcome::default()),
             html_response(StatusCode::OK, page),
