@@ -375,6 +375,18 @@ pub(crate) async fn get_incident(
     let Query(p) = params?;
     let purpose = require_purpose(p.purpose)?;
     let interval = crate::search::interval(p.interval)?;
+    let (outcome, view) = incident_view(&state, id, purpose, interval).await?;
+    Ok((Extension(outcome), Json(view)))
+}
+
+/// Incident `id`, its timeline per `interval` seconds, posts and reviews, and what the view
+/// shows: the `GET /v1/incidents/{id}` answer, and the console's incident page.
+pub(crate) async fn incident_view(
+    state: &AppState,
+    id: String,
+    purpose: String,
+    interval: i64,
+) -> Result<(Outcome, IncidentView), Problem> {
     let (index, key) = (state.index.clone(), id.clone());
     let found = state
         .work
@@ -410,17 +422,17 @@ pub(crate) async fn get_incident(
         params,
     };
     Ok((
-        Extension(outcome),
-        Json(IncidentView {
+        outcome,
+        IncidentView {
             purpose,
-            incident: summary(&state, &incident),
+            incident: summary(state, &incident),
             timeline,
             members,
             first_post,
             best_post,
             most_confirmed,
             reviews: state.reviews.for_post(&incident.id),
-        }),
+        },
     ))
 }
 

@@ -220,6 +220,12 @@ fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/console/incidents/{id}",
+            Permission::Incidents,
+            get(console::incident::get_incident),
+        ),
+        route(
+            Method::GET,
             "/console/search",
             Permission::Search,
             get(console::search::get_search),

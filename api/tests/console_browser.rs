@@ -1,7 +1,8 @@
 //! The console in a real browser: Debian's headless chromium, driven through chromedriver
 //! (both installed by `scripts/setup.sh --broker`). An analyst signs in, states a purpose, sees
 //! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; finds
-//! it again with a search and opens its lineage (the review, the accesses); a new alert appears
+//! it again with a search and opens its lineage (the review, the accesses), opens the incident
+//! the alerts make and its map; a new alert appears
 //! in the open queue by itself; an auditor signs in and sees no post. Each page is saved as a screenshot in
 //! `target/console-screenshots/` (the README shows two).
 
@@ -123,12 +124,20 @@ async fn sign_in(c: &Client, base: &str, token: &str, purpose: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post() {
     let posts = vec![
-        scored(
-            "1",
+        common::fire(
+            1,
+            0,
             "Incendie d'un entrepôt à Vénissieux, fumée noire",
+            ("Vénissieux", 45.697, 4.886),
             0.93,
         ),
-        scored("2", "Explosion entendue près de la gare Part-Dieu", 0.78),
+        common::fire(
+            2,
+            12,
+            "Explosion entendue près de la gare Part-Dieu",
+            ("Lyon", 45.760, 4.859),
+            0.78,
+        ),
         scored("3", "Beau coucher de soleil sur la Saône", 0.02),
     ];
     let first = posts[0].post.id.to_string();
@@ -166,6 +175,20 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
         .await
         .is_ok());
     shot(&c, "queue").await;
+
+    // The incident the two alerts make: its page has the map of their places.
+    click(&c, "ul.incidents a").await;
+    let heading = text_of(&c, "h1").await;
+    assert!(heading.starts_with("Incident"), "{heading}");
+    let circles = c
+        .find_all(Locator::Css("figure.map svg circle"))
+        .await
+        .unwrap();
+    assert_eq!(circles.len(), 2);
+    let map = text_of(&c, "figure.map").await;
+    assert!(map.contains("Vénissieux") && map.contains("Lyon"), "{map}");
+    shot(&c, "incident").await;
+    c.goto(&format!("{}/console/", server.base)).await.unwrap();
 
     // Review it: the radio, a note, the button.
     let form = format!("#post-{first} form.review");

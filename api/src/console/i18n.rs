@@ -88,6 +88,16 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("omitted", "Entrées hors filtre (empreinte seule)", "Entries outside the filter (digest only)"),
     ("checkpoints", "Points de contrôle signés", "Signed checkpoints"),
     ("seq_range", "Numéros", "Sequence numbers"),
+    ("incident", "Incident", "Incident"),
+    ("first_seen", "Premier message", "First post"),
+    ("status", "État", "Status"),
+    ("timeline", "Messages par heure", "Posts per hour"),
+    ("map", "Carte des lieux de l'incident", "Map of the incident's places"),
+    (
+        "map_caption",
+        "Lieux cités par ses messages, en projection simple (sans fond de carte hors ligne).",
+        "Places its posts name, on a plain projection (no map tiles offline).",
+    ),
     ("too_many", "Trop d'entrées pour une vérification en ligne : réduisez la période, ou exportez et vérifiez avec `vigie audit verify`.", "Too many entries to verify here: narrow the period, or export and check with `vigie audit verify`."),
 ];
 

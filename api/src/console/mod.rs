@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod i18n;
+pub mod incident;
 pub mod live;
 pub mod pages;
 pub mod search;

@@ -423,7 +423,7 @@ pub(crate) async fn get_home(
         ul.incidents {
             @for i in &incidents {
                 li {
-                    strong { (i.title) }
+                    a href={ "/console/incidents/" (i.id) } { strong { (i.title) } }
                     " — " (i.category)
                     @if let Some(p) = &i.place { " — " (p.name) " (" (p.country) ")" }
                     " — " (i.members.len()) " " (t(lang, "posts"))

@@ -1,0 +1,211 @@
+//! `GET /console/incidents/{id}`: one incident — its title, category, place, first and last
+//! post, its timeline per hour, a map of its posts' places, its posts with their scores — and
+//! links to each post's page (analysts). The page view is logged with every post it shows, like
+//! `GET /v1/incidents/{id}`.
+//!
+//! ## The map
+//! Map tiles cannot be reached offline, so the map is drawn by the page itself: an SVG of the
+//! places on a plain (equirectangular) projection of the box around them, widened to at least
+//! 0.2° and by a tenth on each side, with a scale in kilometres. A deployment that has a tile
+//! server can link it from the place names (`near=` links lead to the search).
+
+use super::i18n::t;
+use super::pages::{html_response, page};
+use super::Session;
+use crate::guard::Outcome;
+use crate::{AppState, Problem};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use maud::{html, Markup};
+use vigie_record::GeoPoint;
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 360.0;
+
+/// The SVG map of `points` (name, point), `None` when there is none.
+pub(crate) fn map(lang: &str, points: &[(String, GeoPoint)]) -> Option<Markup> {
+    let first = points.first()?;
+    let (mut lat0, mut lat1, mut lon0, mut lon1) =
+        (first.1.lat, first.1.lat, first.1.lon, first.1.lon);
+    for (_, p) in points {
+        lat0 = lat0.min(p.lat);
+        lat1 = lat1.max(p.lat);
+        lon0 = lon0.min(p.lon);
+        lon1 = lon1.max(p.lon);
+    }
+    let widen = |lo: f64, hi: f64| {
+        let span = (hi - lo).max(0.2);
+        let mid = (lo + hi) / 2.0;
+        (mid - span * 0.6, mid + span * 0.6)
+    };
+    let (lat0, lat1) = widen(lat0, lat1);
+    let (lon0, lon1) = widen(lon0, lon1);
+    // Degrees of longitude shrink with latitude: keep the map's proportions true at its middle.
+    let squeeze = ((lat0 + lat1) / 2.0).to_radians().cos().max(0.05);
+    let sx = WIDTH / ((lon1 - lon0) * squeeze);
+    let sy = HEIGHT / (lat1 - lat0);
+    let scale = sx.min(sy);
+    // Centred in the frame.
+    let dx = (WIDTH - (lon1 - lon0) * squeeze * scale) / 2.0;
+    let dy = (HEIGHT - (lat1 - lat0) * scale) / 2.0;
+    let x = |lon: f64| dx + (lon - lon0) * squeeze * scale;
+    let y = |lat: f64| HEIGHT - dy - (lat - lat0) * scale;
+    let km_per_px = 111.32 / scale;
+    let bar_km = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
+        .into_iter()
+        .find(|km| km / km_per_px >= 60.0)
+        .unwrap_or(1000.0);
+    let bar_px = bar_km / km_per_px;
+    Some(html! {
+        figure.map {
+            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
+                role="img" aria-label=(t(lang, "map")) {
+                rect x="0" y="0" width=(WIDTH) height=(HEIGHT) fill="#eef3f8" stroke="#999" {}
+                @for (name, p) in points {
+                    circle cx=(format!("{:.1}", x(p.lon))) cy=(format!("{:.1}", y(p.lat))) r="7"
+                        fill="#a30000" fill-opacity="0.6" stroke="#111" {
+                        title { (name) }
+                    }
+                }
+                @for (name, p) in dedup_names(points) {
+                    text x=(format!("{:.1}", x(p.lon) + 10.0)) y=(format!("{:.1}", y(p.lat) - 8.0))
+                        font-size="14" fill="#111" { (name) }
+                }
+                line x1="20" y1=(HEIGHT - 20.0) x2=(format!("{:.1}", 20.0 + bar_px)) y2=(HEIGHT - 20.0)
+                    stroke="#111" stroke-width="3" {}
+                text x="20" y=(HEIGHT - 28.0) font-size="12" fill="#111" { (bar_km) " km" }
+            }
+            figcaption { (t(lang, "map_caption")) }
+        }
+    })
+}
+
+fn dedup_names(points: &[(String, GeoPoint)]) -> Vec<(String, GeoPoint)> {
+    let mut out: Vec<(String, GeoPoint)> = Vec::new();
+    for (name, p) in points {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.clone(), *p));
+        }
+    }
+    out
+}
+
+/// `GET /console/incidents/{id}` (analysts).
+pub(crate) async fn get_incident(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<(Extension<Outcome>, Response), Problem> {
+    let lang = session.lang.clone();
+    let lang = lang.as_str();
+    let (outcome, view) =
+        crate::incidents::incident_view(&state, id, session.purpose.clone(), 3600).await?;
+    let i = &view.incident;
+    let points: Vec<(String, GeoPoint)> = view
+        .members
+        .iter()
+        .filter_map(|m| m.place.as_ref().map(|p| (p.name.clone(), p.point())))
+        .collect();
+    let peak = view
+        .timeline
+        .iter()
+        .map(|b| b.count)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let body = html! {
+        h1 { (t(lang, "incident")) " — " (i.category) }
+        p.text { strong { (i.title) } }
+        dl.meta {
+            @if let Some(p) = &i.place { dt { (t(lang, "place")) } dd { (p.name) " (" (p.country) ")" } }
+            dt { (t(lang, "first_seen")) } dd { (i.first_seen.format("%Y-%m-%d %H:%M UTC")) }
+            dt { (t(lang, "last_seen")) } dd { (i.last_seen.format("%Y-%m-%d %H:%M UTC")) }
+            dt { (t(lang, "posts")) } dd { (i.post_count) }
+            dt { (t(lang, "danger")) } dd { (format!("{:.2}", i.peak_danger)) }
+            dt { (t(lang, "status")) } dd { (i.status.as_str()) }
+        }
+        @if let Some(m) = map(lang, &points) { (m) }
+        h2 { (t(lang, "timeline")) }
+        div.histogram role="img" aria-label=(t(lang, "timeline")) {
+            @for b in &view.timeline {
+                span style={ "height:" (b.count * 100 / peak) "%" } title={ (b.start.format("%Y-%m-%d %H:00")) " : " (b.count) } {}
+            }
+        }
+        h2 { (t(lang, "posts")) }
+        table.accesses {
+            thead { tr {
+                th scope="col" { (t(lang, "posted")) }
+                th scope="col" { (t(lang, "category")) }
+                th scope="col" { (t(lang, "danger")) }
+                th scope="col" { (t(lang, "place")) }
+                th scope="col" { (t(lang, "source")) }
+            } }
+            tbody {
+                @for m in &view.members {
+                    tr {
+                        td { a href={ "/console/posts/" (m.id) } { (m.created_at.format("%Y-%m-%d %H:%M UTC")) } }
+                        td { (m.category) }
+                        td { (format!("{:.2}", m.danger)) }
+                        td { (m.place.as_ref().map(|p| p.name.as_str()).unwrap_or("—")) }
+                        td { (m.source) }
+                    }
+                }
+            }
+        }
+    };
+    let page = page(lang, t(lang, "incident"), Some(&session), body);
+    Ok((Extension(outcome), html_response(StatusCode::OK, page)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_map_places_points_inside_its_frame_with_a_scale() {
+        let points = vec![
+            (
+                "Lyon".to_string(),
+                GeoPoint {
+                    lat: 45.748,
+                    lon: 4.847,
+                },
+            ),
+            (
+                "Villeurbanne".to_string(),
+                GeoPoint {
+                    lat: 45.766,
+                    lon: 4.879,
+                },
+            ),
+            (
+                "Lyon".to_string(),
+                GeoPoint {
+                    lat: 45.75,
+                    lon: 4.85,
+                },
+            ),
+        ];
+        let svg = map("fr", &points).unwrap().into_string();
+        assert_eq!(svg.matches("<circle").count(), 3);
+        // Each name once.
+        assert_eq!(svg.matches(">Lyon</text>").count(), 1);
+        assert!(svg.contains(" km</text>"));
+        for cx in svg.split("cx=\"").skip(1) {
+            let v: f64 = cx.split('"').next().unwrap().parse().unwrap();
+            assert!((0.0..=WIDTH).contains(&v), "{v}");
+        }
+        assert!(map("fr", &[]).is_none());
+        // A name cannot break out of the SVG.
+        let hostile = vec![(
+            "</svg><script>x</script>".to_string(),
+            GeoPoint { lat: 0.0, lon: 0.0 },
+        )];
+        assert!(!map("en", &hostile)
+            .unwrap()
+            .into_string()
+            .contains("<script>"));
+    }
+}
