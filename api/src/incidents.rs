@@ -499,6 +499,21 @@ pub(crate) async fn post_incident_review(
              \"duplicate_of\": \"inc-...\", \"note\": \"...\"}",
         )
     })?;
+    let (outcome, reviewed) = review_incident(&state, &caller, id, body, None).await?;
+    Ok((StatusCode::CREATED, Extension(outcome), Json(reviewed)))
+}
+
+/// Records `caller`'s verdict `body` on incident `id` (logged first, with `purpose` when the
+/// request stated one elsewhere than its query string: the console's session), for the incident
+/// and each of its posts: `POST /v1/incidents/{id}/review`, and the console's incident page.
+pub(crate) async fn review_incident(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    body: IncidentReviewRequest,
+    purpose: Option<String>,
+) -> Result<(Outcome, IncidentReviewed), Problem> {
+    let state = state.clone();
     crate::posts::check_note(&body.note)?;
     let (index, key) = (state.index.clone(), id.clone());
     let other = body.duplicate_of.clone();
@@ -571,7 +586,7 @@ pub(crate) async fn post_incident_review(
         format!("/v1/incidents/{id}/review"),
         logged,
         posts.clone(),
-        None,
+        purpose.clone(),
     )
     .await?;
     let store = state.reviews.clone();
@@ -591,14 +606,10 @@ pub(crate) async fn post_incident_review(
     .map_err(|e| internal("review not stored", e))?
     .map_err(|e| internal("review not stored", e))?;
     let outcome = Outcome {
-        purpose: None,
+        purpose,
         count: posts.len() as u64,
         posts: posts.clone(),
         params,
     };
-    Ok((
-        StatusCode::CREATED,
-        Extension(outcome),
-        Json(IncidentReviewed { review, posts }),
-    ))
+    Ok((outcome, IncidentReviewed { review, posts }))
 }

@@ -225,6 +225,12 @@ fn routes() -> Vec<Route> {
             get(console::incident::get_incident),
         ),
         route(
+            Method::POST,
+            "/console/incidents/{id}/review",
+            Permission::Incidents,
+            post(console::incident::post_review),
+        ),
+        route(
             Method::GET,
             "/console/search",
             Permission::Search,

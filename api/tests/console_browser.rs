@@ -272,6 +272,31 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The incident, reviewed as one situation: its page says so, and the queue no longer
+    // lists it (nor its posts: the verdict reaches each of them).
+    click(
+        &c,
+        &format!("ul.incidents a[href='/console/incidents/inc-{first}']"),
+    )
+    .await;
+    click(&c, "form.review input[value=confirmed]").await;
+    type_into(
+        &c,
+        "form.review input[name=note]",
+        "un seul incendie, deux témoins",
+    )
+    .await;
+    click(&c, "form.review button").await;
+    let reviewed = text_of(&c, "p.reviewed").await;
+    assert!(reviewed.contains("ana"), "{reviewed}");
+    c.goto(&format!("{}/console/", server.base)).await.unwrap();
+    let listed = c
+        .find_all(Locator::Css(&format!(
+            "ul.incidents a[href='/console/incidents/inc-{first}']"
+        )))
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "a reviewed incident left the queue");
     // Switch to English, then sign out.
     click(&c, "form.lang button").await;
     // (The page reloads: wait for the English one.)

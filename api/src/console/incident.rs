@@ -14,7 +14,7 @@ use super::pages::{html_response, page};
 use super::Session;
 use crate::guard::Outcome;
 use crate::{AppState, Problem};
-use axum::extract::{Path, State};
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
@@ -133,6 +133,21 @@ pub(crate) async fn get_incident(
                 span style={ "height:" (b.count * 100 / peak) "%" } title={ (b.start.format("%Y-%m-%d %H:00")) " : " (b.count) } {}
             }
         }
+        @if let Some(r) = &i.review {
+            p.reviewed { (t(lang, "review")) " : " (r.user) " — " (super::pages::verdict_word(lang, r.verdict)) }
+        }
+        form.review method="post" action={ "/console/incidents/" (i.id) "/review" } {
+            input type="hidden" name="csrf" value=(session.csrf);
+            fieldset {
+                legend { (t(lang, "review_incident")) }
+                @for (value, key) in [("confirmed", "confirmed"), ("false_alarm", "false_alarm"), ("duplicate_of", "duplicate")] {
+                    label { input type="radio" name="verdict" value=(value) required; " " (t(lang, key)) }
+                }
+                label { (t(lang, "duplicate_of")) " " input type="text" name="duplicate_of" placeholder="inc-…"; }
+                label { (t(lang, "note")) " " input type="text" name="note" maxlength="2000"; }
+                button type="submit" { (t(lang, "send")) }
+            }
+        }
         h2 { (t(lang, "posts")) }
         table.accesses {
             thead { tr {
@@ -157,6 +172,50 @@ pub(crate) async fn get_incident(
     };
     let page = page(lang, t(lang, "incident"), Some(&session), body);
     Ok((Extension(outcome), html_response(StatusCode::OK, page)))
+}
+
+/// An incident review from its page.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IncidentReviewForm {
+    #[allow(dead_code)]
+    csrf: String,
+    verdict: crate::incidents::IncidentVerdict,
+    #[serde(default)]
+    duplicate_of: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /console/incidents/{id}/review`: the verdict reaches the incident and each of its
+/// posts, logged before it is stored; back to the incident's page.
+pub(crate) async fn post_review(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(form): Form<IncidentReviewForm>,
+) -> Result<(Extension<Outcome>, Response), Problem> {
+    let body = crate::incidents::IncidentReviewRequest {
+        verdict: form.verdict,
+        duplicate_of: form.duplicate_of.filter(|d| !d.trim().is_empty()),
+        note: form.note,
+    };
+    let (outcome, _) = crate::incidents::review_incident(
+        &state,
+        &session.caller,
+        id.clone(),
+        body,
+        Some(session.purpose.clone()),
+    )
+    .await?;
+    let back = axum::response::IntoResponse::into_response((
+        StatusCode::SEE_OTHER,
+        [(
+            axum::http::header::LOCATION,
+            format!("/console/incidents/{id}"),
+        )],
+    ));
+    Ok((Extension(outcome), back))
 }
 
 #[cfg(test)]

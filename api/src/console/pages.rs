@@ -381,10 +381,21 @@ pub(crate) fn alert_card(lang: &str, s: &Session, hit: &Hit) -> Markup {
 
 /// `GET /console/`: analysts see the alert queue (unreviewed alert posts, most dangerous
 /// first, and the open incidents); auditors their page.
+/// The queue's order: `?order=newest` (else most dangerous first).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueParams {
+    #[serde(default)]
+    order: Option<String>,
+}
+
 pub(crate) async fn get_home(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    params: Result<axum::extract::Query<QueueParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(Extension<Outcome>, Response), crate::Problem> {
+    let axum::extract::Query(params) = params?;
+    let newest = params.order.as_deref() == Some("newest");
     let lang = session.lang.clone();
     let lang = lang.as_str();
     if session.caller.role == Role::Auditor {
@@ -399,7 +410,10 @@ pub(crate) async fn get_home(
             html_response(StatusCode::OK, page),
         ));
     }
-    let alerts = crate::posts::unreviewed_alerts(&state, None, QUEUE_LIMIT).await?;
+    let mut alerts = crate::posts::unreviewed_alerts(&state, None, QUEUE_LIMIT).await?;
+    if newest {
+        alerts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    }
     let index = state.index.clone();
     let (incidents, _) = state
         .work
@@ -413,8 +427,22 @@ pub(crate) async fn get_home(
         .await
         .map_err(|e| crate::Problem::internal("incidents failed", e))?
         .map_err(|e| crate::Problem::internal("incidents failed", e))?;
+    // The queue holds what nobody has reviewed yet.
+    let reviewed = state.reviews.reviewed();
+    let incidents: Vec<_> = incidents
+        .into_iter()
+        .filter(|i| !reviewed.contains(&i.id))
+        .collect();
     let body = html! {
         h1 { (t(lang, "alerts")) }
+        p.order {
+            (t(lang, "sort")) " : "
+            @if newest {
+                a href="/console/" { (t(lang, "most_dangerous")) } " · " strong { (t(lang, "newest")) }
+            } @else {
+                strong { (t(lang, "most_dangerous")) } " · " a href="/console/?order=newest" { (t(lang, "newest")) }
+            }
+        }
         @if alerts.is_empty() { p { (t(lang, "no_alerts")) } }
         section.queue aria-label=(t(lang, "alerts")) {
             @for hit in &alerts { (alert_card(lang, &session, hit)) }
@@ -649,7 +677,7 @@ pub(crate) async fn get_post(
     Ok((outcome, html_response(status, page)))
 }
 
-fn verdict_word(lang: &str, v: Verdict) -> &'static str {
+pub(crate) fn verdict_word(lang: &str, v: Verdict) -> &'static str {
     match v {
         Verdict::Confirmed => t(lang, "confirmed"),
         Verdict::FalseAlarm => t(lang, "false_alarm"),
