@@ -412,7 +412,7 @@ pub(crate) async fn get_home(
     }
     let mut alerts = crate::posts::unreviewed_alerts(&state, None, QUEUE_LIMIT).await?;
     if newest {
-        alerts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.created_at));
     }
     let index = state.index.clone();
     let (incidents, _) = state
