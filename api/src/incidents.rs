@@ -581,7 +581,7 @@ pub(crate) async fn review_incident(
     logged.insert("note".into(), review.note.clone().into());
     crate::posts::log_before_storing(
         &state,
-        &caller,
+        caller,
         time,
         format!("/v1/incidents/{id}/review"),
         logged,
