@@ -19,6 +19,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vigie_record::Near;
+use vigie_situation::incidents::{CATEGORIES, FAMILIES};
 
 /// The watches file, relative to the data dir.
 pub const WATCHES_FILE: &str = "watches.jsonl";
@@ -33,19 +34,10 @@ pub const MAX_PURPOSE_CHARS: usize = 500;
 /// Longest webhook URL, in bytes.
 pub const MAX_URL_BYTES: usize = 2000;
 
-/// The categories a watch may name, and their families (see
-/// [`vigie_situation::incidents::family`]).
-pub const CATEGORIES: &[&str] = &[
-    "fire",
-    "explosion",
-    "armed_violence",
-    "threat",
-    "crowd_unrest",
-    "natural_hazard",
-    "accident",
-    "fire_explosion",
-    "violence",
-];
+/// The categories and families a watch may name (see [`vigie_situation::incidents::family`]).
+pub fn categories() -> impl Iterator<Item = &'static str> {
+    CATEGORIES.into_iter().chain(FAMILIES)
+}
 
 /// What a person asks to watch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,10 +149,11 @@ pub fn check(spec: &WatchSpec) -> Result<(), WatchError> {
         ));
     }
     if let Some(c) = &spec.category {
-        if !CATEGORIES.contains(&c.as_str()) {
+        if !categories().any(|k| k == c) {
+            let all: Vec<&str> = categories().collect();
             return refuse(format!(
                 "unknown category `{c}`; use one of {}",
-                CATEGORIES.join(", ")
+                all.join(", ")
             ));
         }
     }

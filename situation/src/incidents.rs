@@ -191,6 +191,20 @@ pub enum Change {
     Closed(String),
 }
 
+/// The danger categories of the taxonomy (`config/taxonomy.toml`), each in one [`family`].
+pub const CATEGORIES: [&str; 7] = [
+    "fire",
+    "explosion",
+    "armed_violence",
+    "threat",
+    "crowd_unrest",
+    "natural_hazard",
+    "accident",
+];
+
+/// The category families.
+pub const FAMILIES: [&str; 4] = ["fire_explosion", "violence", "natural_hazard", "accident"];
+
 /// The category family of a category: what can be one situation.
 pub fn family(category: &str) -> &str {
     match category {
@@ -718,6 +732,16 @@ mod tests {
         let mut inc = Incidents::new(IncidentConfig::default());
         let changes = posts.iter().flat_map(|p| inc.observe(p)).collect();
         (inc, changes)
+    }
+
+    #[test]
+    fn every_category_is_in_one_of_the_families() {
+        for c in CATEGORIES {
+            assert!(FAMILIES.contains(&family(c)), "{c}");
+        }
+        for f in FAMILIES {
+            assert!(CATEGORIES.iter().any(|c| family(c) == f), "{f} is empty");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum WatchCommand {
         #[arg(long)]
         purpose: String,
         /// Only incidents of this category or family.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(vigie_alerts::watch::CATEGORIES))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(vigie_alerts::watch::categories()))]
         category: Option<String>,
         /// Only incidents one of whose posts in the zone these words match (search syntax).
         #[arg(long)]

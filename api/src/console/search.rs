@@ -46,16 +46,6 @@ pub(crate) struct SearchForm {
 /// The results shown per page.
 pub const PAGE: usize = 20;
 
-const CATEGORIES: [&str; 7] = [
-    "fire",
-    "explosion",
-    "armed_violence",
-    "threat",
-    "crowd_unrest",
-    "natural_hazard",
-    "accident",
-];
-
 fn field(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("")
 }
@@ -127,7 +117,7 @@ pub(crate) async fn get_search(
                 label for="category" { (t(lang, "category")) }
                 select #category name="category" {
                     option value="" { (t(lang, "any")) }
-                    @for c in CATEGORIES {
+                    @for c in vigie_situation::incidents::CATEGORIES {
                         option value=(c) selected[form.category.as_deref() == Some(c)] { (c) }
                     }
                 }
