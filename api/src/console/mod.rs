@@ -1,13 +1,13 @@
 //! The analysts' and auditors' console: HTML pages served by `vigie serve` under `/console/`.
 //!
 //! ## One guard, one log
-//! The console's routes are rows of the same route table as the API ([`crate::routes`]): each
-//! page view and each action goes through the [guard](crate::guard), which writes its access-log
-//! entry before the page leaves, exactly as for `/v1/`. There is no other way in: the only route
-//! that needs no session is the sign-in page ([`Permission::Open`]), and its entries are those
-//! of anonymous requests (capped and rate-limited) until it signs someone in, when the entry is
-//! theirs. The static assets (`/console/assets/`) hold no data and are served outside the guard,
-//! like `/healthz`.
+//! The console's routes are rows of the same route table as the API (`routes` in this crate):
+//! each page view and each action goes through the [guard](crate::guard), which writes its
+//! access-log entry before the page leaves, exactly as for `/v1/`. There is no other way in: the
+//! only route that needs no session is the sign-in page
+//! ([`crate::users::Permission::Open`]), and its entries are those of anonymous requests (capped
+//! and rate-limited) until it signs someone in, when the entry is theirs. The static assets
+//! (`/console/assets/`) hold no data and are served outside the guard, like `/healthz`.
 //!
 //! ## Sessions
 //! A person signs in with their token and states a purpose once ([`session`]); the purpose is
