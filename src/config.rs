@@ -37,6 +37,7 @@ const KEYS: &[&str] = &[
     "metrics",
     "alerts_poll_ms",
     "console_secure_cookie",
+    "console_map_tiles",
 ];
 
 /// Every setting, with its default.
@@ -104,6 +105,10 @@ pub struct Config {
     /// Mark the console's session cookie `Secure`: set it when the console is reached over
     /// TLS (a proxy in front of Vigie).
     pub console_secure_cookie: bool,
+    /// A tile server for the console's incident maps: a URL template with `{z}`, `{x}` and
+    /// `{y}` (`https://tiles.example/{z}/{x}/{y}.png`). None (the default): the maps are drawn
+    /// offline, without tiles.
+    pub console_map_tiles: Option<String>,
 }
 
 impl Default for Config {
@@ -131,6 +136,7 @@ impl Default for Config {
             webhook_allow: Vec::new(),
             alerts_poll_ms: 1000,
             console_secure_cookie: false,
+            console_map_tiles: None,
         }
     }
 }
@@ -205,6 +211,24 @@ impl Config {
             heads_file: self.access_log_heads_file.clone(),
             identities: self.identities_file(),
         }
+    }
+
+    /// The console's tile server template, checked: `http` or `https`, with `{z}`, `{x}` and
+    /// `{y}` each once.
+    pub fn map_tiles(&self) -> Result<Option<String>> {
+        let Some(t) = &self.console_map_tiles else {
+            return Ok(None);
+        };
+        let web = t.starts_with("https://") || t.starts_with("http://");
+        let holes = ["{z}", "{x}", "{y}"]
+            .iter()
+            .all(|h| t.matches(h).count() == 1);
+        anyhow::ensure!(
+            web && holes,
+            "console_map_tiles = {t:?}: give an http(s) URL template with {{z}}, {{x}} and {{y}} \
+             once each, like \"https://tiles.example/{{z}}/{{x}}/{{y}}.png\""
+        );
+        Ok(Some(t.clone()))
     }
 
     /// The index directory.
@@ -372,6 +396,30 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.pseudonym_key().unwrap(), vec![0xab; 32]);
+    }
+
+    #[test]
+    fn a_tile_server_must_be_a_web_template_with_each_coordinate() {
+        for bad in [
+            "tiles.example/{z}/{x}/{y}.png",
+            "file:///etc/{z}/{x}/{y}",
+            "javascript:{z}{x}{y}",
+            "https://t.example/{z}/{x}.png",
+            "https://t.example/{z}/{x}/{y}/{y}.png",
+        ] {
+            let config = Config {
+                console_map_tiles: Some(bad.to_string()),
+                ..Config::default()
+            };
+            assert!(config.map_tiles().is_err(), "{bad:?} accepted");
+        }
+        let good = "https://t.example/{z}/{x}/{y}.png";
+        let config = Config {
+            console_map_tiles: Some(good.into()),
+            ..Config::default()
+        };
+        assert_eq!(config.map_tiles().unwrap().as_deref(), Some(good));
+        assert_eq!(Config::default().map_tiles().unwrap(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - nothing more: `access_log_crash`, `reidentify`, and
 //!   `embedding_reference::a_missing_model_file_is_named`;
 //! - the model and the gazetteer (`scripts/setup.sh`): `capture_replay`, `classifier`,
-//!   `end_to_end`, `situations`, the rest of
+//!   `console` (and Debian's chromium, `--browser`), `end_to_end`, `situations`, the rest of
 //!   `embedding_reference`, and `deletions::a_replayed_deletion_...`;
 //! - a broker (`scripts/setup.sh --broker`): `kafka_roundtrip`, `kafka_index`,
 //!   `deletions::the_kafka_indexer_enforces_retention_...`, `deletions::deletions_replayed_into_kafka_...`
@@ -19,10 +19,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod util;
+// The console's browser helpers, shared with the API's browser test.
+#[path = "../api/tests/common/browser.rs"]
+mod browser;
 
 mod access_log_crash;
 mod capture_replay;
 mod classifier;
+mod console;
 mod deletions;
 mod embedding_reference;
 mod end_to_end;

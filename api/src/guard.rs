@@ -201,6 +201,13 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
     let mut endpoint = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or("").to_string();
     let query_too_long = query.len() > guard.limits.max_query_bytes;
+    // A person's browser on a console page: a refusal or an error is shown as a page.
+    let wants_page = endpoint.starts_with("/console")
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
     let mut params = if query_too_long {
         let mut only = Map::new();
         only.insert("_query_bytes".into(), query.len().into());
@@ -339,6 +346,7 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         .get::<Outcome>()
         .cloned()
         .unwrap_or_default();
+    let page_session = session.clone();
     let purpose = outcome
         .purpose
         .or_else(|| {
@@ -365,9 +373,20 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         count: outcome.count,
         posts: outcome.posts,
     };
-    if !guard.log_accesses {
-        return response;
+    let response = if guard.log_accesses {
+        logged(&guard, access, response).await
+    } else {
+        response
+    };
+    if wants_page {
+        crate::console::pages::problem_page(page_session.as_ref(), response).await
+    } else {
+        response
     }
+}
+
+/// `response` once `access` is in the log; else the refusal that says why it was withheld.
+async fn logged(guard: &Guard, access: Access, response: Response) -> Response {
     match guard.app.log.append(access).await {
         Ok(_) => response,
         Err(e @ vigie_logs::LogError::Busy { .. }) => {

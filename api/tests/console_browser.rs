@@ -3,123 +3,20 @@
 //! an alert, reviews it with the keyboard-reachable form, and the queue no longer shows it; finds
 //! it again with a search and opens its lineage (the review, the accesses), opens the incident
 //! the alerts make and its map; a new alert appears
-//! in the open queue by itself; an auditor signs in and sees no post. Each page is saved as a screenshot in
-//! `target/console-screenshots/` (the README shows two).
+//! in the open queue by itself; an auditor signs in and sees no post. Each page is checked for
+//! what a script can tell of WCAG 2.1 AA (labels, contrast, language, a skip link) and the queue
+//! is walked with the Tab key; each page is saved as a screenshot in
+//! `target/console-screenshots/` (the README shows two). A deployment's tile server is drawn
+//! under the incident map.
 
 use crate::common;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use crate::common::browser::{
+    assert_accessible, browser, click, driver, shot, sign_in, tab_order, text_of, type_into,
+};
+use fantoccini::Locator;
 use std::time::{Duration, Instant};
 use vigie_record::fixtures::scored;
-
-/// A chromedriver on a free port, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn driver() -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver (Debian's chromium-driver): run scripts/setup.sh --broker");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not listen within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn browser(driver: &Driver, lang: &str) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,900",
-                     format!("--lang={lang}")],
-            "prefs": {"intl.accept_languages": lang},
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a chromium session")
-}
-
-fn shots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
-}
-
-/// Types `text` into the element `css` finds (once there is one).
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let field = c.wait().for_element(Locator::Css(css)).await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-/// Clicks the element `css` finds (once there is one).
-async fn click(c: &Client, css: &str) {
-    let element = c.wait().for_element(Locator::Css(css)).await.unwrap();
-    element.click().await.unwrap();
-}
-
-/// The text of the element `css` finds, once there is one (a page may still be loading, and
-/// an element of the page being left goes stale: both are tried again, for 10 s).
-async fn text_of(c: &Client, css: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(element) = c.find(Locator::Css(css)).await {
-            if let Ok(text) = element.text().await {
-                return text;
-            }
-        }
-        assert!(Instant::now() < deadline, "no `{css}` within 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn sign_in(c: &Client, base: &str, token: &str, purpose: &str) {
-    c.goto(&format!("{base}/console/login")).await.unwrap();
-    type_into(c, "#token", token).await;
-    type_into(c, "#purpose", purpose).await;
-    click(c, "form button[type=submit]").await;
-    c.wait()
-        .for_url(url::Url::parse(&format!("{base}/console/")).unwrap())
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post() {
@@ -151,6 +48,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     let title = text_of(&c, "h1").await;
     assert_eq!(title, "Connexion", "French from the browser's language");
     shot(&c, "login").await;
+    assert_accessible(&c, "login").await;
     sign_in(&c, &server.base, &server.tokens["ana"], "affaire 2026-117").await;
     // The queue: both alerts, the purpose in the header, the calm post absent.
     let card = c
@@ -175,6 +73,27 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
         .await
         .is_ok());
     shot(&c, "queue").await;
+    assert_accessible(&c, "queue").await;
+    // Everything is reached with the Tab key: the skip link first, then the menu, the
+    // purpose, and each alert's review form.
+    let order = tab_order(&c, 60).await;
+    assert_eq!(
+        order.first().map(String::as_str),
+        Some("a[href=#main]"),
+        "{order:?}"
+    );
+    for stop in [
+        "a[href=/console/search]",
+        "input#purpose-field[name=purpose]",
+        "form.review input[name=verdict][value=confirmed]",
+        "form.review input[name=note]",
+        "form.review button",
+    ] {
+        assert!(
+            order.iter().any(|e| e.ends_with(stop)),
+            "{stop} not reached: {order:?}"
+        );
+    }
 
     // The incident the two alerts make: its page has the map of their places.
     click(&c, "ul.incidents a").await;
@@ -188,6 +107,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     let map = text_of(&c, "figure.map").await;
     assert!(map.contains("Vénissieux") && map.contains("Lyon"), "{map}");
     shot(&c, "incident").await;
+    assert_accessible(&c, "incident").await;
     c.goto(&format!("{}/console/", server.base)).await.unwrap();
 
     // Review it: the radio, a note, the button.
@@ -227,6 +147,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     assert!(found.contains("entrepôt à Vénissieux"), "{found}");
     assert!(text_of(&c, "p.total").await.starts_with('1'));
     shot(&c, "search").await;
+    assert_accessible(&c, "search").await;
     click(
         &c,
         &format!("#post-{first} a[href='/console/posts/{first}']"),
@@ -243,6 +164,7 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
         "{accesses}"
     );
     shot(&c, "post").await;
+    assert_accessible(&c, "post").await;
     c.goto(&format!("{}/console/", server.base)).await.unwrap();
     // Live: an alert indexed while the page is open shows up, nobody reloading by hand.
     let new = scored(
@@ -327,6 +249,118 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
     let verdict = text_of(&a, "section.verdict").await;
     assert!(verdict.contains("Intact"), "{verdict}");
     shot(&a, "auditor").await;
+    assert_accessible(&a, "auditor").await;
     a.close().await.unwrap();
+    server.stop().await;
+}
+
+/// A 1x1 grey PNG: the test tile server's answer to every tile.
+const TILE_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3a, 0x7e, 0x9b,
+    0x55, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x38, 0x01, 0x00, 0x00,
+    0xca, 0x00, 0xc9, 0x99, 0xca, 0x5d, 0x7e, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// The tiles a tile server was asked for: (z, x, y).
+type Asked = std::sync::Arc<std::sync::Mutex<Vec<(u32, i64, i64)>>>;
+
+/// A slippy-map tile server on 127.0.0.1 (`/{z}/{x}/{y}.png`, each answered with
+/// [`TILE_PNG`]); returns its base URL and the tiles asked for.
+async fn tile_server() -> (String, Asked) {
+    use axum::extract::Path;
+    use axum::response::IntoResponse;
+    let asked: Asked = Default::default();
+    let seen = asked.clone();
+    let app = axum::Router::new().route(
+        "/{z}/{x}/{file}",
+        axum::routing::get(move |Path((z, x, file)): Path<(u32, i64, String)>| {
+            let seen = seen.clone();
+            async move {
+                let y = file.strip_suffix(".png").and_then(|y| y.parse().ok());
+                match y {
+                    Some(y) => {
+                        seen.lock().unwrap().push((z, x, y));
+                        ([("content-type", "image/png")], TILE_PNG).into_response()
+                    }
+                    None => axum::http::StatusCode::NOT_FOUND.into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, asked)
+}
+
+/// The slippy-map tile holding (lat, lon) at zoom `z`, as tile servers number them.
+fn tile_of(lat: f64, lon: f64, z: u32) -> (i64, i64) {
+    let n = f64::from(1u32 << z);
+    let lat = lat.to_radians();
+    let x = (lon + 180.0) / 360.0 * n;
+    let y = (1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n;
+    (x.floor() as i64, y.floor() as i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployments_tile_server_draws_the_incident_map_under_its_places() {
+    let (tiles, asked) = tile_server().await;
+    let posts = vec![
+        common::fire(
+            1,
+            0,
+            "Incendie d'un entrepôt à Vénissieux, fumée noire",
+            ("Vénissieux", 45.697, 4.886),
+            0.93,
+        ),
+        common::fire(
+            2,
+            12,
+            "Explosion entendue près de la gare Part-Dieu",
+            ("Lyon", 45.760, 4.859),
+            0.78,
+        ),
+    ];
+    let console = vigie_api::console::Console {
+        map_tiles: Some(format!("{tiles}/{{z}}/{{x}}/{{y}}.png")),
+        ..Default::default()
+    };
+    let mut server = common::start_configured(&posts, 100, Default::default(), console).await;
+    let driver = driver();
+    let c = browser(&driver, "en").await;
+    sign_in(&c, &server.base, &server.tokens["ana"], "tiles test").await;
+    click(&c, "ul.incidents a").await;
+    let images = c
+        .find_all(Locator::Css("figure.map svg image"))
+        .await
+        .unwrap();
+    assert!(images.len() >= 6, "{} tiles drawn", images.len());
+    // The browser fetched them from the tile server, all at one zoom, the tiles under both
+    // places among them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = asked.lock().unwrap().clone();
+        if got.len() >= images.len() {
+            let z = got[0].0;
+            assert!(got.iter().all(|t| t.0 == z), "{got:?}");
+            assert!((9..=14).contains(&z), "zoom {z} for two places 7 km apart");
+            for (lat, lon) in [(45.697, 4.886), (45.760, 4.859)] {
+                let (x, y) = tile_of(lat, lon, z);
+                assert!(got.contains(&(z, x, y)), "({z}, {x}, {y}) not in {got:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser asked for {got:?} only"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caption = text_of(&c, "figure.map figcaption").await;
+    assert!(caption.contains("tile server"), "{caption}");
+    shot(&c, "incident-tiles").await;
+    c.close().await.unwrap();
     server.stop().await;
 }

@@ -283,6 +283,51 @@ async fn auditors_see_no_post_and_a_removed_user_is_signed_out() {
         .await
         .unwrap();
     assert_eq!(review.status(), StatusCode::FORBIDDEN);
+    // A post's page asked for by its address: refused. A browser gets a page that says why
+    // (same status, no post text); a script, the API's problem JSON.
+    for (accept, html) in [
+        ("text/html,application/xhtml+xml,*/*;q=0.8", true),
+        ("*/*", false),
+    ] {
+        let res = client()
+            .get(format!("{}/console/posts/{id}", server.base))
+            .header(COOKIE, &cookie)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{accept}");
+        let kind = res.headers()["content-type"].to_str().unwrap().to_string();
+        let body = res.text().await.unwrap();
+        assert!(!body.contains("Warehouse"), "{body}");
+        if html {
+            assert!(kind.starts_with("text/html"), "{kind}");
+            assert!(
+                body.contains("<h1>This page cannot be shown</h1>"),
+                "{body}"
+            );
+            assert!(body.contains("role `auditor`"), "{body}");
+            assert!(
+                body.contains("annual audit"),
+                "the purpose is shown: {body}"
+            );
+        } else {
+            assert_eq!(kind, "application/problem+json");
+        }
+    }
+    // A post that does not exist, in a browser: the page says so, with its status.
+    let missing = client()
+        .get(format!("{}/console/posts/no-such-post", server.base))
+        .header(COOKIE, &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.status(),
+        StatusCode::FORBIDDEN,
+        "an auditor learns nothing of ids"
+    );
     // The audit page: the export form, and a verification of what it would export.
     assert!(home.contains("action=\"/console/audit/verify\""), "{home}");
     let (status, verdict) = page(

@@ -143,12 +143,13 @@ pub fn serve_index(config: &Config, index: PostIndex, retention: bool) -> Result
     })
 }
 
-/// Prints where the console is (and, for the demo, where its token is) on stderr.
+/// Prints where the console is (and, for the demo, where its token is) on stdout, after the
+/// `listening on` line.
 fn console_banner(config: &Config, addr: std::net::SocketAddr) {
     let token = config.data_dir.join(DEMO_TOKEN_FILE);
-    eprintln!("console: http://{addr}/console/");
+    println!("console: http://{addr}/console/");
     if let Ok(t) = std::fs::read_to_string(&token) {
-        eprintln!(
+        println!(
             "  sign in as `demo` with the token in {}: {}",
             token.display(),
             t.trim()
@@ -239,6 +240,7 @@ pub fn app_state(
         console: vigie_api::console::Console {
             sessions: Default::default(),
             secure_cookie: config.console_secure_cookie,
+            map_tiles: config.map_tiles()?,
         },
     })
 }

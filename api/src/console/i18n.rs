@@ -48,6 +48,8 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("reviewed", "Examen enregistré.", "Review saved."),
     ("skip", "Aller au contenu", "Skip to content"),
+    ("cannot_show", "Page non affichée", "This page cannot be shown"),
+    ("back", "Retour à la file d'alertes", "Back to the alert queue"),
     ("other_lang", "English", "Français"),
     (
         "auditor_home",
@@ -99,8 +101,13 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("map", "Carte des lieux de l'incident", "Map of the incident's places"),
     (
         "map_caption",
-        "Lieux cités par ses messages, en projection simple (sans fond de carte hors ligne).",
-        "Places its posts name, on a plain projection (no map tiles offline).",
+        "Lieux cités par ses messages, en projection de Mercator (sans fond de carte hors ligne).",
+        "Places its posts name, on the Mercator projection (no map tiles offline).",
+    ),
+    (
+        "map_caption_tiles",
+        "Lieux cités par ses messages, sur le fond de carte du serveur de tuiles configuré.",
+        "Places its posts name, over the configured tile server's map.",
     ),
     ("too_many", "Trop d'entrées pour une vérification en ligne : réduisez la période, ou exportez et vérifiez avec `vigie audit verify`.", "Too many entries to verify here: narrow the period, or export and check with `vigie audit verify`."),
 ];

@@ -49,6 +49,9 @@ pub struct Console {
     pub sessions: Sessions,
     /// Whether the session cookie is `Secure` (set it when the console is served over TLS).
     pub secure_cookie: bool,
+    /// A tile server's URL template (`https://tiles.example/{z}/{x}/{y}.png`) whose tiles the
+    /// incident map draws under its places; `None` (the default, offline) draws none.
+    pub map_tiles: Option<String>,
 }
 
 /// A response extension: this request signed `caller` in with `purpose` (the guard writes its

@@ -113,6 +113,49 @@ pub(crate) fn html_response(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
+/// The largest problem body turned into a page (the API's are a few hundred bytes).
+const MAX_PROBLEM_BYTES: usize = 64 * 1024;
+
+/// `response` as a person's browser should see it: a refusal or an error the API answers as
+/// problem JSON (RFC 9457) becomes a console page with the same status and headers, its title
+/// and detail, and a way back; any other response is left as it is.
+pub(crate) async fn problem_page(session: Option<&Session>, response: Response) -> Response {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/problem+json"));
+    if !is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let problem: serde_json::Value = match axum::body::to_bytes(body, MAX_PROBLEM_BYTES).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    };
+    let text = |k: &str| problem[k].as_str().unwrap_or("").to_string();
+    let lang = session.map_or("en", |s| s.lang.as_str());
+    let body = html! {
+        h1 { (t(lang, "cannot_show")) }
+        p.problem {
+            strong { (parts.status.as_u16()) " — " (text("title")) } br;
+            (text("detail"))
+        }
+        p { a href="/console/" { (t(lang, "back")) } }
+    };
+    let html = page(lang, t(lang, "cannot_show"), session, body).into_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    parts.headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(html))
+}
+
 fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
 }

@@ -1,6 +1,8 @@
 //! A real server on 127.0.0.1 over a small index, with users of every role.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use vigie_api::users::{self, Role};
@@ -47,6 +49,16 @@ pub async fn start_limited(
     checkpoint_every: u64,
     limits: vigie_api::ServeLimits,
 ) -> Server {
+    start_configured(posts, checkpoint_every, limits, Default::default()).await
+}
+
+/// A server over an index of `posts`, serving within `limits`, its console set up as `console`.
+pub async fn start_configured(
+    posts: &[vigie_record::Envelope],
+    checkpoint_every: u64,
+    limits: vigie_api::ServeLimits,
+    console: vigie_api::console::Console,
+) -> Server {
     let data = tempfile::tempdir().unwrap();
     let index = PostIndex::open(&data.path().join("index")).unwrap();
     let mut w = index.writer().unwrap();
@@ -83,7 +95,7 @@ pub async fn start_limited(
         alert_threshold: 0.5,
         work: vigie_api::IndexWork::default(),
         alerts: vigie_api::watches::Alerts::new(hub.clone(), vec!["http://127.0.0.1:".into()]),
-        console: Default::default(),
+        console,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
