@@ -27,6 +27,7 @@ const KEYS: &[&str] = &[
     "alert_threshold",
     "batch_size",
     "threads",
+    "encoder_runtime",
     "heads",
     "pseudonym_key",
     "access_log_checkpoint_every",
@@ -68,6 +69,10 @@ pub struct Config {
     pub batch_size: usize,
     /// CPU threads for the model; 0 leaves libtorch's default (one per core).
     pub threads: usize,
+    /// What runs the encoder: `rust-bert` (the reference), or Vigie's own forward pass, `f32`,
+    /// `f16` (the word embeddings in f16) or `int8` (and the linear layers on int8 weights);
+    /// docs/classifier.md says what each costs and gains.
+    pub encoder_runtime: vigie_analyse::Runtime,
     /// Directory of the trained classifier (`heads.json`, `model-card.json`). When it has no
     /// `heads.json`, Vigie falls back to the untrained prototype scorer and says so.
     pub heads: PathBuf,
@@ -124,6 +129,7 @@ impl Default for Config {
             alert_threshold: 0.5,
             batch_size: 32,
             threads: 0,
+            encoder_runtime: Default::default(),
             heads: PathBuf::from("models/danger"),
             pseudonym_key: None,
             access_log_checkpoint_every: 1000,
@@ -187,6 +193,7 @@ impl Config {
             model_dir: self.model_dir()?.to_path_buf(),
             batch_size: self.batch_size,
             threads: self.threads,
+            runtime: self.encoder_runtime,
         })
     }
 

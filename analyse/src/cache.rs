@@ -37,6 +37,10 @@ fn entry(dir: &Path, encoder: &Encoder, texts: &[&str]) -> PathBuf {
     h.update(encoder.weights_sha256());
     // The prompt changes every vector (empty for MiniLM: its keys are as they were).
     h.update(encoder.prompt());
+    // Vigie's own runtimes give other vectors (rust-bert's keys are as they were).
+    if encoder.runtime() != crate::Runtime::RustBert {
+        h.update(encoder.runtime().as_str());
+    }
     for t in texts {
         h.update([0]);
         h.update(t.as_bytes());

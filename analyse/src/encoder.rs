@@ -18,17 +18,21 @@
 //! configures it, so [`ModelFiles::in_dir`] refuses a `tokenizer.json` that does not truncate at
 //! that length.
 
+use crate::bert::{Bert, Runtime};
 use crate::classifier::read_json;
 use crate::AnalyseError;
 use rust_bert::pipelines::common::{ModelType, TokenizerOption};
 use rust_bert::pipelines::sentence_embeddings::{
-    SentenceEmbeddingsConfig, SentenceEmbeddingsModel,
+    SentenceEmbeddingsConfig, SentenceEmbeddingsModel, SentenceEmbeddingsSentenceBertConfig,
+    SentenceEmbeddingsTokenizerConfig,
 };
 use rust_bert::resources::LocalResource;
+use rust_bert::Config as _;
+use rust_tokenizers::tokenizer::TruncationStrategy;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 /// The tokenizer files of a model directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct ModelFiles {
     pub prompt: String,
     /// Pieces read from a text; the rest is cut off.
     pub max_seq_length: usize,
+    /// Whether `modules.json` ends the pipeline with a `Normalize` module (unit vectors).
+    pub normalize: bool,
 }
 
 impl ModelFiles {
@@ -115,12 +121,24 @@ impl ModelFiles {
                     |n| n.to_string_lossy().into_owned(),
                 )
             });
+        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling/config.json"))?;
+        if !pooling.pooling_mode_mean_tokens {
+            return Err(AnalyseError::Model {
+                dir,
+                message: "1_Pooling/config.json: Vigie pools by the mean of the pieces \
+                          (pooling_mode_mean_tokens)"
+                    .into(),
+            });
+        }
+        let modules: Vec<ModuleEntry> = read_json(&dir.join("modules.json"))?;
+        let normalize = modules.iter().any(|m| m.kind.ends_with(".Normalize"));
         Ok(ModelFiles {
             dir,
             name,
             tokenizer,
             prompt,
             max_seq_length,
+            normalize,
         })
     }
 
@@ -192,6 +210,20 @@ struct TransformerConfig {
     max_position_embeddings: usize,
 }
 
+/// The field of `1_Pooling/config.json` that Vigie reads.
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+}
+
+/// An entry of `modules.json`: its sentence-transformers class.
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
 /// The fields of `sentence_bert_config.json` that Vigie reads.
 #[derive(Deserialize)]
 struct SentenceBertConfig {
@@ -218,13 +250,32 @@ struct HfTruncation {
     max_length: usize,
 }
 
+/// What runs the model: rust-bert's pipeline, or Vigie's forward pass ([`crate::bert`]) with
+/// the tokenizer rust-bert would build from the same files.
+enum Transformer {
+    RustBert(Box<SentenceEmbeddingsModel>),
+    Native(Box<Native>),
+}
+
+/// Vigie's forward pass and what it needs around it.
+struct Native {
+    bert: Bert,
+    tokenizer: TokenizerOption,
+    /// The padding piece.
+    pad: i64,
+    /// Whether vectors are made unit length (`modules.json`'s `Normalize`).
+    normalize: bool,
+}
+
 /// Sentence embeddings (unit length: 384 floats for both known models) of texts.
 ///
 /// Batching is dynamic: the texts of one call are sorted by length and cut into batches of
 /// [`Encoder::batch_size`], so each batch pads to a similar length; vectors come back in the
-/// caller's order. The model's prompt is put before every text.
+/// caller's order. The model's prompt is put before every text. The [`Runtime`] says what runs
+/// the model.
 pub struct Encoder {
-    model: SentenceEmbeddingsModel,
+    model: Transformer,
+    runtime: Runtime,
     name: String,
     prompt: String,
     max_seq_length: usize,
@@ -233,17 +284,54 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads the model on the CPU from `files`.
+    /// Loads the model on the CPU from `files`, run by rust-bert (the reference).
     pub fn load(files: &ModelFiles) -> Result<Self, AnalyseError> {
+        Self::load_with(files, Runtime::RustBert)
+    }
+
+    /// Loads the model on the CPU from `files`, run by `runtime`.
+    pub fn load_with(files: &ModelFiles, runtime: Runtime) -> Result<Self, AnalyseError> {
         keep_activations_off_mmap();
-        let model = match files.tokenizer {
-            TokenizerFiles::WordPiece => SentenceEmbeddingsModel::new(files.config())?,
-            TokenizerFiles::HuggingFace => {
-                let tokenizer = TokenizerOption::from_hf_tokenizer_file(
+        let tokenizer = || -> Result<TokenizerOption, AnalyseError> {
+            Ok(match files.tokenizer {
+                TokenizerFiles::WordPiece => {
+                    // As rust-bert's pipeline reads them.
+                    let t = SentenceEmbeddingsTokenizerConfig::from_file(
+                        files.dir.join("tokenizer_config.json"),
+                    );
+                    let s = SentenceEmbeddingsSentenceBertConfig::from_file(
+                        files.dir.join("sentence_bert_config.json"),
+                    );
+                    TokenizerOption::from_file(
+                        ModelType::Bert,
+                        &files.dir.join("vocab.txt").to_string_lossy(),
+                        None,
+                        t.do_lower_case.unwrap_or(s.do_lower_case),
+                        t.strip_accents,
+                        t.add_prefix_space,
+                    )?
+                }
+                TokenizerFiles::HuggingFace => TokenizerOption::from_hf_tokenizer_file(
                     files.dir.join("tokenizer.json"),
                     files.dir.join("special_tokens_map.json"),
-                )?;
-                SentenceEmbeddingsModel::new_with_tokenizer(files.config(), tokenizer)?
+                )?,
+            })
+        };
+        let model = match runtime {
+            Runtime::RustBert => Transformer::RustBert(Box::new(match files.tokenizer {
+                TokenizerFiles::WordPiece => SentenceEmbeddingsModel::new(files.config())?,
+                TokenizerFiles::HuggingFace => {
+                    SentenceEmbeddingsModel::new_with_tokenizer(files.config(), tokenizer()?)?
+                }
+            })),
+            Runtime::F32 | Runtime::F16 | Runtime::Int8 => {
+                let tokenizer = tokenizer()?;
+                Transformer::Native(Box::new(Native {
+                    bert: Bert::load(&files.dir, runtime)?,
+                    pad: tokenizer.get_pad_id().unwrap_or(0),
+                    tokenizer,
+                    normalize: files.normalize,
+                }))
             }
         };
         let weights = files.weights();
@@ -258,12 +346,18 @@ impl Encoder {
             .map_or_else(|| files.name.clone(), |(_, name)| name.to_string());
         Ok(Encoder {
             model,
+            runtime,
             name,
             prompt: files.prompt.clone(),
             max_seq_length: files.max_seq_length,
             weights_sha256,
             batch_size: 32,
         })
+    }
+
+    /// What runs the model.
+    pub fn runtime(&self) -> Runtime {
+        self.runtime
     }
 
     /// The model's name, for the model card: the known name of its weights (see
@@ -301,12 +395,84 @@ impl Encoder {
     /// at most [`ModelFiles::max_seq_length`].
     pub fn pieces<S: AsRef<str>>(&self, texts: &[S]) -> Vec<usize> {
         let prompted: Vec<String> = texts.iter().map(|t| self.prompted(t.as_ref())).collect();
-        let tokens = self.model.tokenize(&prompted);
-        tokens
-            .tokens_masks
+        let (_, masks) = self.tokenize(&prompted);
+        masks
             .iter()
-            .map(|mask| mask.sum(tch::Kind::Int64).int64_value(&[]).max(0) as usize)
+            .map(|mask| mask.iter().filter(|&&m| m == 1).count())
             .collect()
+    }
+
+    /// The pieces of `texts` padded to the longest, and their masks (1: a piece; 0: padding).
+    fn tokenize(&self, texts: &[String]) -> (Vec<Vec<i64>>, Vec<Vec<i64>>) {
+        match &self.model {
+            Transformer::RustBert(model) => {
+                let out = model.tokenize(texts);
+                let ids = out
+                    .tokens_ids
+                    .iter()
+                    .map(|t| Vec::<i64>::try_from(t).unwrap_or_default());
+                let masks = out
+                    .tokens_masks
+                    .iter()
+                    .map(|t| Vec::<i64>::try_from(t.to_kind(Kind::Int64)).unwrap_or_default());
+                (ids.collect(), masks.collect())
+            }
+            Transformer::Native(native) => {
+                let (tokenizer, pad) = (&native.tokenizer, &native.pad);
+                let encoded = tokenizer.encode_list(
+                    texts,
+                    self.max_seq_length,
+                    &TruncationStrategy::LongestFirst,
+                    0,
+                );
+                let longest = encoded.iter().map(|e| e.token_ids.len()).max().unwrap_or(0);
+                let mut ids = Vec::with_capacity(encoded.len());
+                let mut masks = Vec::with_capacity(encoded.len());
+                for e in encoded {
+                    let mut row = e.token_ids;
+                    row.resize(longest, *pad);
+                    // As rust-bert: a padding piece is one the tokenizer's own padding (a
+                    // `tokenizer.json` may pad to a fixed length) or this one put there.
+                    masks.push(row.iter().map(|&id| i64::from(id != *pad)).collect());
+                    ids.push(row);
+                }
+                // Padding only at the end: no column past the longest text's pieces.
+                let used = masks
+                    .iter()
+                    .map(|m: &Vec<i64>| m.iter().rposition(|&k| k == 1).map_or(0, |p| p + 1))
+                    .max()
+                    .unwrap_or(0);
+                for row in ids.iter_mut().chain(masks.iter_mut()) {
+                    row.truncate(used);
+                }
+                (ids, masks)
+            }
+        }
+    }
+
+    /// The vectors of one batch of prompted texts, in order.
+    fn encode_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, AnalyseError> {
+        let (bert, normalize) = match &self.model {
+            Transformer::RustBert(model) => return Ok(model.encode(batch)?),
+            Transformer::Native(native) => (&native.bert, native.normalize),
+        };
+        let (ids, masks) = self.tokenize(batch);
+        let width = ids.first().map_or(0, Vec::len) as i64;
+        let flat = |rows: Vec<Vec<i64>>| {
+            Tensor::from_slice(&rows.concat()).view([batch.len() as i64, width])
+        };
+        let mut vectors = bert.embed(&flat(ids), &flat(masks));
+        if normalize {
+            let norm = vectors.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+            vectors /= norm;
+        }
+        let dim = vectors.size().get(1).copied().unwrap_or(0) as usize;
+        let flat =
+            Vec::<f32>::try_from(vectors.flatten(0, -1)).map_err(|e| AnalyseError::Model {
+                dir: PathBuf::new(),
+                message: format!("embeddings: {e}"),
+            })?;
+        Ok(flat.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
     }
 
     /// `text` with the model's prompt before it.
@@ -338,7 +504,7 @@ impl Encoder {
                 .iter()
                 .map(|&i| self.prompted(texts[i].as_ref()))
                 .collect();
-            for (&i, v) in chunk.iter().zip(self.model.encode(&batch)?) {
+            for (&i, v) in chunk.iter().zip(self.encode_batch(&batch)?) {
                 out[i] = v;
             }
             done += chunk.len();

@@ -3,7 +3,9 @@
 //! - [`Encoder`] wraps rust-bert's sentence-embedding pipeline over a sentence-transformers BERT
 //!   model — multilingual-e5-small by default, all-MiniLM-L6-v2 by configuration — loaded from
 //!   local files only (made at set-up from registry packages): Vigie never fetches weights from
-//!   a hub, and the crate is built without rust-bert's `remote` feature.
+//!   a hub, and the crate is built without rust-bert's `remote` feature. Its [`Runtime`] says
+//!   what runs the model: rust-bert (the reference), or Vigie's own forward pass ([`bert`]) in
+//!   f32 or with int8 linear layers.
 //! - [`Taxonomy`] is the data file of labels: `danger` and its categories, each with a
 //!   description and example posts in English and French.
 //! - [`Classifier`] is the default scorer: one logistic-regression head per label over the
@@ -34,6 +36,7 @@
 
 mod analyser;
 pub mod baseline;
+pub mod bert;
 pub mod cache;
 pub mod cascade;
 mod classifier;
@@ -47,6 +50,7 @@ mod taxonomy;
 pub mod training;
 
 pub use analyser::{Analyser, AnalyserConfig};
+pub use bert::Runtime;
 pub use classifier::{Classifier, EncoderInfo, Head, Heads, ModelCard, TrainingFile};
 pub use encoder::{Encoder, ModelFiles, TokenizerFiles, KNOWN_WEIGHTS};
 pub use scorer::{NoopScorer, PrototypeScorer, Scorer, Scores, SlowScorer};

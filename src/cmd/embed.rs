@@ -22,7 +22,10 @@ impl super::Cmd for Args {
     }
 
     fn run(&self, config: &Config) -> Result<()> {
-        let encoder = Encoder::load(&ModelFiles::in_dir(config.model_dir()?)?)?;
+        let encoder = Encoder::load_with(
+            &ModelFiles::in_dir(config.model_dir()?)?,
+            config.encoder_runtime,
+        )?;
         println!("{}", serde_json::to_string(&encoder.encode(&self.texts)?)?);
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::{crisis_files, ExperimentError, Settings};
 use crate::dataset::Dataset;
-use crate::{Encoder, Scorer};
+use crate::{Encoder, ModelFiles, Runtime, Scorer};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
@@ -69,39 +69,66 @@ impl ClassifyBench {
     }
 }
 
-/// Vigie's encoder against `bench/python_encoder.py`, one round after the other.
+/// Vigie's encoder, in each [`Runtime`], against `bench/python_encoder.py`, one after the other
+/// in each round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PythonComparison {
-    /// Posts/s of each round: (Python, Vigie).
-    pub rounds: Vec<(f64, f64)>,
+    /// Posts/s of each round: Python's, then each runtime's.
+    pub rounds: Vec<Round>,
+}
+
+/// One round of [`PythonComparison`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Round {
+    /// Python sentence-transformers' posts/s.
+    pub python: f64,
+    /// Vigie's posts/s, per runtime, in the order timed.
+    pub vigie: Vec<(Runtime, f64)>,
 }
 
 impl PythonComparison {
-    /// The medians over the rounds: (Python, Vigie).
-    pub fn medians(&self) -> (f64, f64) {
-        let python: Vec<f64> = self.rounds.iter().map(|r| r.0).collect();
-        let vigie: Vec<f64> = self.rounds.iter().map(|r| r.1).collect();
-        (median(python), median(vigie))
+    /// The median of Python's posts/s over the rounds.
+    pub fn python(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.python).collect())
     }
 
-    /// A line per round, then the medians and their ratio.
+    /// The median of `runtime`'s posts/s over the rounds (NaN when it was not timed).
+    pub fn vigie(&self, runtime: Runtime) -> f64 {
+        median(
+            self.rounds
+                .iter()
+                .flat_map(|r| r.vigie.iter().filter(|(rt, _)| *rt == runtime))
+                .map(|(_, rate)| *rate)
+                .collect(),
+        )
+    }
+
+    /// A line per round, then the medians and their ratio to Python's.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        for (i, (python, vigie)) in self.rounds.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "round {}: python {python:>7.1} posts/s, vigie {vigie:>7.1} posts/s",
-                i + 1
-            );
+        for (i, round) in self.rounds.iter().enumerate() {
+            let _ = write!(out, "round {}: python {:>6.1} posts/s", i + 1, round.python);
+            for (runtime, rate) in &round.vigie {
+                let _ = write!(out, ", vigie {runtime} {rate:>6.1}");
+            }
+            out.push('\n');
         }
-        let (theirs, ours) = self.medians();
+        let theirs = self.python();
         let _ = writeln!(
             out,
-            "encoder, median of {}: vigie {ours:.1} posts/s, python {theirs:.1} posts/s: vigie \
-             is {:.2}x the Python encoder",
-            self.rounds.len(),
-            ours / theirs
+            "encoder, median of {}: python {theirs:.1} posts/s",
+            self.rounds.len()
         );
+        for runtime in Runtime::ALL {
+            let ours = self.vigie(runtime);
+            if ours.is_finite() {
+                let _ = writeln!(
+                    out,
+                    "  vigie {runtime:<9} {ours:>6.1} posts/s: {:.2}x the Python encoder",
+                    ours / theirs
+                );
+            }
+        }
         out
     }
 }
@@ -186,9 +213,9 @@ pub fn classify(
     })
 }
 
-/// Times Vigie's encoder and `bench/python_encoder.py` on the same `texts` and the same model
-/// directory, one after the other, `rounds` times (alternating, so that a change in the
-/// machine's load hits both).
+/// Times `bench/python_encoder.py` and Vigie's encoder in each [`Runtime`] on the same `texts`
+/// and the same model directory, one after the other, `rounds` times (alternating, so that a
+/// change in the machine's load hits all).
 fn compare_with_python(
     encoder: &Encoder,
     model_dir: &Path,
@@ -198,6 +225,14 @@ fn compare_with_python(
     rounds: usize,
     threads: usize,
 ) -> Result<PythonComparison, ExperimentError> {
+    let files = ModelFiles::in_dir(model_dir)?;
+    let mut encoders = Vec::new();
+    for runtime in Runtime::ALL {
+        let mut e = Encoder::load_with(&files, runtime)?;
+        e.set_batch_size(encoder.batch_size());
+        e.encode(&texts[..texts.len().min(8)])?;
+        encoders.push(e);
+    }
     let mut out = PythonComparison { rounds: Vec::new() };
     for _ in 0..rounds {
         let run = std::process::Command::new(python)
@@ -229,10 +264,17 @@ fn compare_with_python(
                 "no posts/s in the Python encoder's output: {stdout}"
             ))
         })?;
-        let started = Instant::now();
-        encoder.encode(texts)?;
-        let vigie = texts.len() as f64 / started.elapsed().as_secs_f64();
-        out.rounds.push((rate, vigie));
+        let mut round = Round {
+            python: rate,
+            vigie: Vec::new(),
+        };
+        for e in &encoders {
+            let started = Instant::now();
+            e.encode(texts)?;
+            let rate = texts.len() as f64 / started.elapsed().as_secs_f64();
+            round.vigie.push((e.runtime(), rate));
+        }
+        out.rounds.push(round);
     }
     Ok(out)
 }
@@ -279,21 +321,37 @@ mod tests {
 
     #[test]
     fn the_comparison_reports_each_round_and_the_ratio_of_the_medians() {
-        let c = PythonComparison {
-            rounds: vec![(100.0, 300.0), (120.0, 200.0), (80.0, 250.0)],
+        let round = |python, rust_bert, int8| Round {
+            python,
+            vigie: vec![(Runtime::RustBert, rust_bert), (Runtime::Int8, int8)],
         };
-        assert_eq!(c.medians(), (100.0, 250.0));
+        let c = PythonComparison {
+            rounds: vec![
+                round(100.0, 300.0, 500.0),
+                round(120.0, 200.0, 400.0),
+                round(80.0, 250.0, 450.0),
+            ],
+        };
+        assert_eq!(c.python(), 100.0);
+        assert_eq!(c.vigie(Runtime::RustBert), 250.0);
+        assert_eq!(c.vigie(Runtime::Int8), 450.0);
+        assert!(c.vigie(Runtime::F32).is_nan(), "not timed");
         let text = c.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "round 1: python   100.0 posts/s, vigie   300.0 posts/s"
+            "round 1: python  100.0 posts/s, vigie rust-bert  300.0, vigie int8  500.0"
+        );
+        assert_eq!(lines[3], "encoder, median of 3: python 100.0 posts/s");
+        assert_eq!(
+            lines[4],
+            "  vigie rust-bert  250.0 posts/s: 2.50x the Python encoder"
         );
         assert_eq!(
-            lines[3],
-            "encoder, median of 3: vigie 250.0 posts/s, python 100.0 posts/s: vigie is 2.50x \
-             the Python encoder"
+            lines[5],
+            "  vigie int8       450.0 posts/s: 4.50x the Python encoder"
         );
+        assert_eq!(lines.len(), 6, "no line for the runtime not timed");
         assert!(median(Vec::new()).is_nan());
     }
 

@@ -36,6 +36,8 @@ pub struct EncoderSettings {
     pub batch_size: usize,
     /// CPU threads for the model; 0 leaves libtorch's default.
     pub threads: usize,
+    /// What runs the model.
+    pub runtime: crate::Runtime,
 }
 
 impl EncoderSettings {
@@ -44,7 +46,7 @@ impl EncoderSettings {
         if self.threads > 0 {
             crate::set_threads(self.threads);
         }
-        let mut encoder = Encoder::load(&ModelFiles::in_dir(&self.model_dir)?)?;
+        let mut encoder = Encoder::load_with(&ModelFiles::in_dir(&self.model_dir)?, self.runtime)?;
         encoder.set_batch_size(self.batch_size);
         Ok(encoder)
     }
@@ -298,6 +300,7 @@ pub(crate) mod tests {
                 model_dir: PathBuf::from("nowhere"),
                 batch_size: 8,
                 threads: 0,
+                runtime: Default::default(),
             },
             heads_dir: PathBuf::from("nowhere"),
             cache_dir: None,
