@@ -567,13 +567,21 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         };
-        write("modules.json", "[]");
+        write(
+            "modules.json",
+            r#"[{"type": "sentence_transformers.models.Transformer"},
+                {"type": "sentence_transformers.models.Pooling"},
+                {"type": "sentence_transformers.models.Normalize"}]"#,
+        );
         write(
             "config.json",
             r#"{"_name_or_path": "org/model", "max_position_embeddings": 512}"#,
         );
         write("model.safetensors", "");
-        write("1_Pooling/config.json", "{}");
+        write(
+            "1_Pooling/config.json",
+            r#"{"pooling_mode_mean_tokens": true}"#,
+        );
         write("sentence_bert_config.json", r#"{"max_seq_length": 512}"#);
         match tokenizer_json {
             Some(json) => {
@@ -613,6 +621,26 @@ mod tests {
         assert_eq!(files.prompt, "query: ");
         assert_eq!(files.max_seq_length, 512);
         assert_eq!(files.name, "org/model");
+        assert!(files.normalize);
+    }
+
+    #[test]
+    fn pooling_other_than_the_mean_is_refused_and_normalisation_is_read() {
+        let dir = model_dir(None);
+        std::fs::write(
+            dir.path().join("modules.json"),
+            r#"[{"type": "sentence_transformers.models.Transformer"},
+                {"type": "sentence_transformers.models.Pooling"}]"#,
+        )
+        .unwrap();
+        assert!(!ModelFiles::in_dir(dir.path()).unwrap().normalize);
+        std::fs::write(
+            dir.path().join("1_Pooling/config.json"),
+            r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
+        )
+        .unwrap();
+        let err = ModelFiles::in_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("pooling_mode_mean_tokens"), "{err}");
     }
 
     #[test]
