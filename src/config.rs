@@ -70,8 +70,8 @@ pub struct Config {
     /// CPU threads for the model; 0 leaves libtorch's default (one per core).
     pub threads: usize,
     /// What runs the encoder: `rust-bert` (the reference), or Vigie's own forward pass, `f32`,
-    /// `f16` (the word embeddings in f16) or `int8` (and the linear layers on int8 weights);
-    /// docs/classifier.md says what each costs and gains.
+    /// `f16` (the word embeddings in f16) or `int8` (and most linear layers on int8 weights; the
+    /// default); docs/classifier.md says what each costs and gains.
     pub encoder_runtime: vigie_analyse::Runtime,
     /// Directory of the trained classifier (`heads.json`, `model-card.json`). When it has no
     /// `heads.json`, Vigie falls back to the untrained prototype scorer and says so.

@@ -39,7 +39,7 @@ fn entry(dir: &Path, encoder: &Encoder, texts: &[&str]) -> PathBuf {
     h.update(encoder.prompt());
     // Vigie's own runtimes give other vectors (rust-bert's keys are as they were).
     if encoder.runtime() != crate::Runtime::RustBert {
-        h.update(encoder.runtime().as_str());
+        h.update(encoder.runtime().cache_tag());
     }
     for t in texts {
         h.update([0]);
