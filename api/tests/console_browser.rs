@@ -18,9 +18,9 @@ use fantoccini::Locator;
 use std::time::{Duration, Instant};
 use vigie_record::fixtures::scored;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post() {
-    let posts = vec![
+/// Two alerts 12 minutes apart, 7 km apart in Lyon: one incident with two places.
+fn lyon_fires() -> Vec<vigie_record::Envelope> {
+    vec![
         common::fire(
             1,
             0,
@@ -35,8 +35,13 @@ async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post(
             ("Lyon", 45.760, 4.859),
             0.78,
         ),
-        scored("3", "Beau coucher de soleil sur la Saône", 0.02),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_reviews_an_alert_in_the_browser_and_an_auditor_sees_no_post() {
+    let mut posts = lyon_fires();
+    posts.push(scored("3", "Beau coucher de soleil sur la Saône", 0.02));
     let first = posts[0].post.id.to_string();
     let mut server = common::start_with(&posts, 100).await;
     let driver = driver();
@@ -307,22 +312,7 @@ fn tile_of(lat: f64, lon: f64, z: u32) -> (i64, i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployments_tile_server_draws_the_incident_map_under_its_places() {
     let (tiles, asked) = tile_server().await;
-    let posts = vec![
-        common::fire(
-            1,
-            0,
-            "Incendie d'un entrepôt à Vénissieux, fumée noire",
-            ("Vénissieux", 45.697, 4.886),
-            0.93,
-        ),
-        common::fire(
-            2,
-            12,
-            "Explosion entendue près de la gare Part-Dieu",
-            ("Lyon", 45.760, 4.859),
-            0.78,
-        ),
-    ];
+    let posts = lyon_fires();
     let console = vigie_api::console::Console {
         map_tiles: Some(format!("{tiles}/{{z}}/{{x}}/{{y}}.png")),
         ..Default::default()

@@ -30,6 +30,10 @@ pub enum ExperimentCommand {
         /// Print JSON instead of a Markdown table.
         #[arg(long)]
         json: bool,
+        /// Centre the embeddings on their language's mean (every post's, unlabelled) before
+        /// training and scoring: an experiment on cross-lingual transfer.
+        #[arg(long)]
+        center_languages: bool,
     },
     /// Precision and recall of place resolution on hand-labelled samples, per language (the
     /// configured gazetteer).
@@ -61,11 +65,13 @@ impl super::Cmd for ExperimentCommand {
                 data,
                 lexicon,
                 json,
+                center_languages,
             } => {
                 let loco = vigie_analyse::experiment::loco::run(
                     &config.experiment_settings()?,
                     data,
                     lexicon,
+                    *center_languages,
                 )?;
                 if *json {
                     println!("{}", loco.to_json()?);

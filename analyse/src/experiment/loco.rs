@@ -239,8 +239,13 @@ impl Pool {
 pub const MIN_LANGUAGE_POSTS: usize = 30;
 
 /// Runs the experiment on the crisis files (`.jsonl`) of `dirs`, with the CrisisLex lexicon
-/// file `lexicon`.
-pub fn run(settings: &Settings, dirs: &[PathBuf], lexicon: &Path) -> Result<Loco, ExperimentError> {
+/// file `lexicon`; with `center`, on embeddings centred per language ([`center_languages`]).
+pub fn run(
+    settings: &Settings,
+    dirs: &[PathBuf],
+    lexicon: &Path,
+    center: bool,
+) -> Result<Loco, ExperimentError> {
     let mut files = Vec::new();
     for dir in dirs {
         files.extend(crisis_files(dir)?);
@@ -248,7 +253,10 @@ pub fn run(settings: &Settings, dirs: &[PathBuf], lexicon: &Path) -> Result<Loco
     let datasets = load_datasets(&files)?;
     let lexicon = Lexicon::load(lexicon)?;
     let encoder = settings.encoder.load()?;
-    let embeddings = settings.embed_datasets(&encoder, &datasets)?;
+    let mut embeddings = settings.embed_datasets(&encoder, &datasets)?;
+    if center {
+        center_languages(&datasets, &mut embeddings);
+    }
     let bar = settings.bar(datasets.len(), "rotations");
     let loco = rotate(
         &datasets,
@@ -260,6 +268,38 @@ pub fn run(settings: &Settings, dirs: &[PathBuf], lexicon: &Path) -> Result<Loco
     )?;
     bar.finish_and_clear();
     Ok(loco)
+}
+
+/// Each embedding less the mean embedding of its post's language (as Vigie detects it, `und`
+/// included) over every post of `datasets` — the held-out crisis's too, without their labels:
+/// what a live stream tells of a language no training post is in — then made unit length
+/// again. An experiment on cross-lingual transfer: a multilingual encoder places each language
+/// in a region of its own, and a head trained on some languages may read that offset as
+/// evidence in another.
+pub fn center_languages(datasets: &[Dataset], embeddings: &mut [Vec<f32>]) {
+    let langs: Vec<String> = datasets
+        .iter()
+        .flat_map(|d| d.posts.iter().map(|p| GroupBy::Lang.of(p)))
+        .collect();
+    let mut sums: std::collections::HashMap<&str, (Vec<f64>, f64)> = Default::default();
+    for (lang, e) in langs.iter().zip(embeddings.iter()) {
+        let (sum, n) = sums
+            .entry(lang.as_str())
+            .or_insert_with(|| (vec![0.0; e.len()], 0.0));
+        for (s, x) in sum.iter_mut().zip(e) {
+            *s += f64::from(*x);
+        }
+        *n += 1.0;
+    }
+    for (lang, e) in langs.iter().zip(embeddings.iter_mut()) {
+        if let Some((sum, n)) = sums.get(lang.as_str()) {
+            for (x, s) in e.iter_mut().zip(sum) {
+                *x -= (s / n) as f32;
+            }
+        }
+        let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        e.iter_mut().for_each(|x| *x /= norm);
+    }
 }
 
 /// The rotations over `datasets` and their `embeddings` (every dataset's, end to end), at
@@ -372,6 +412,60 @@ mod tests {
         assert_eq!(f[0].train, [4, 5]);
         assert_eq!(f[1].train, [4, 5]);
         assert_eq!(f[2].train, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn centring_takes_each_language_s_mean_off_and_keeps_unit_length() {
+        let post = |id: &str, text: &str| LabelledPost {
+            id: id.into(),
+            text: text.into(),
+            labels: Default::default(),
+            crisis: None,
+            event: None,
+        };
+        let dataset = Dataset {
+            path: PathBuf::from("fixtures/mixed.jsonl"),
+            sha256: String::new(),
+            posts: vec![
+                post(
+                    "1",
+                    "the river burst its banks and the whole village is under water now",
+                ),
+                post(
+                    "2",
+                    "the river is calm this morning and the children are playing outside",
+                ),
+                post(
+                    "3",
+                    "il fiume ha rotto gli argini e tutto il paese è sott'acqua adesso",
+                ),
+                post(
+                    "4",
+                    "il fiume è calmo stamattina e i bambini giocano fuori nel cortile",
+                ),
+            ],
+        };
+        let langs: Vec<String> = dataset.posts.iter().map(|p| GroupBy::Lang.of(p)).collect();
+        assert_eq!(langs, ["en", "en", "it", "it"]);
+        // Each language sits in its own region: a shared offset, plus what tells its posts
+        // apart.
+        let mut x = vec![
+            vec![1.0, 0.0, 0.6],
+            vec![1.0, 0.0, -0.6],
+            vec![0.0, 1.0, 0.6],
+            vec![0.0, 1.0, -0.6],
+        ];
+        center_languages(std::slice::from_ref(&dataset), &mut x);
+        for v in &x {
+            let norm: f32 = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{v:?}");
+        }
+        // The offset is gone: the English and the Italian post of each kind are the same vector.
+        for (a, b) in [(0, 2), (1, 3)] {
+            for (p, q) in x[a].iter().zip(&x[b]) {
+                assert!((p - q).abs() < 1e-5, "{:?} {:?}", x[a], x[b]);
+            }
+        }
     }
 
     /// A crisis of 150 posts, every third one danger ("flood" in its text, its embedding
