@@ -69,6 +69,9 @@ async fn make_run_prints_the_console_where_a_replayed_alert_is_reviewed_and_foun
         .await
         .unwrap();
     let text = post["post"]["text"].as_str().unwrap().to_string();
+    // Scored by the shipped heads through the default runtime, and the record says which.
+    assert_eq!(post["scoring"]["runtime"], "int8", "{}", post["scoring"]);
+    assert_eq!(post["lineage"]["scored"]["runtime"], "int8");
     assert!(
         text_of(&c, &format!("{card_css} p.text"))
             .await
@@ -126,7 +129,7 @@ async fn make_run_prints_the_console_where_a_replayed_alert_is_reviewed_and_foun
     .await;
     let lineage = text_of(&c, "ol.lineage").await;
     assert!(
-        lineage.contains("file://") && lineage.contains("heads-"),
+        lineage.contains("file://") && lineage.contains("heads-") && lineage.contains("(int8)"),
         "{lineage}"
     );
     let review = text_of(&c, "li.review-step").await;

@@ -67,6 +67,7 @@ impl<S: Scorer> Analyser<S> {
         for i in empty {
             envelopes[i].scoring = Some(Scoring {
                 model: self.model_id().to_string(),
+                runtime: None,
                 scored_at: now,
                 state: ScoreState::NotScored,
                 reason: Some("the post has no text".into()),
@@ -90,6 +91,7 @@ impl<S: Scorer> Analyser<S> {
                 };
                 scorings.push(Scoring {
                     model: self.model_id().to_string(),
+                    runtime: self.scorer.runtime().map(String::from),
                     scored_at: now,
                     state: ScoreState::Scored,
                     reason: None,

@@ -236,6 +236,10 @@ impl Scorer for Classifier {
         &self.id
     }
 
+    fn runtime(&self) -> Option<&'static str> {
+        Some(self.encoder.runtime().as_str())
+    }
+
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
         let cascade = match &self.heads.cascade {
             Some(c) if self.use_cascade => c,

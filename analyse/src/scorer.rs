@@ -13,6 +13,10 @@ pub type Scores = BTreeMap<String, f32>;
 pub trait Scorer: Send {
     /// Id of the model card that describes this scorer.
     fn model_id(&self) -> &str;
+    /// What runs its encoder, when it has one ([`crate::Runtime`]'s name).
+    fn runtime(&self) -> Option<&'static str> {
+        None
+    }
     /// Scores non-empty texts, one map of label -> score in [0, 1] per text, in order.
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError>;
 }
@@ -65,6 +69,10 @@ fn sigmoid(x: f32) -> f32 {
 impl Scorer for PrototypeScorer {
     fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    fn runtime(&self) -> Option<&'static str> {
+        Some(self.encoder.runtime().as_str())
     }
 
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
@@ -156,6 +164,10 @@ impl Scorer for SlowScorer {
 impl<S: Scorer + ?Sized> Scorer for Box<S> {
     fn model_id(&self) -> &str {
         (**self).model_id()
+    }
+
+    fn runtime(&self) -> Option<&'static str> {
+        (**self).runtime()
     }
 
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {

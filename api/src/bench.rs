@@ -275,6 +275,7 @@ fn synthetic(
         kafka: None,
         scoring: Some(Scoring {
             model: "bench-preset-scores".into(),
+            runtime: None,
             scored_at: created_at,
             state: ScoreState::Scored,
             reason: None,

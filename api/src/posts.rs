@@ -81,6 +81,9 @@ pub struct Fetched {
 pub struct Scored {
     /// Model card id of the scorer.
     pub model: String,
+    /// What ran its encoder (`int8`, `rust-bert`...), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// When.
     pub scored_at: DateTime<Utc>,
     /// `scored` or `not_scored` (with the reason).
@@ -340,6 +343,7 @@ pub(crate) async fn post_answer(
         kafka: envelope.kafka.clone(),
         scored: envelope.scoring.as_ref().map(|s| Scored {
             model: s.model.clone(),
+            runtime: s.runtime.clone(),
             scored_at: s.scored_at,
             state: s.state,
             reason: s.reason.clone(),

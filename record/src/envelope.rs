@@ -100,6 +100,10 @@ pub struct Contribution {
 pub struct Scoring {
     /// Id of the model card of the model that scored the post.
     pub model: String,
+    /// What ran its encoder (`int8`, `rust-bert`...), when a transformer scored the post: the
+    /// runtimes give slightly different scores (docs/classifier.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// When the post was scored.
     pub scored_at: DateTime<Utc>,
     /// Whether the post was scored.

@@ -38,6 +38,7 @@ pub fn scored(native_id: &str, text: &str, danger: f32) -> Envelope {
     let mut e = envelope(native_id, text);
     e.scoring = Some(crate::Scoring {
         model: "test-model".into(),
+        runtime: None,
         scored_at: "2026-11-27T08:00:04Z".parse().expect("valid time"),
         state: crate::ScoreState::Scored,
         reason: None,

@@ -670,6 +670,7 @@ pub(crate) async fn get_post(
                             strong { (t(lang, "scored")) } " "
                             time datetime=(sc.scored_at.to_rfc3339()) { (sc.scored_at.format("%Y-%m-%d %H:%M:%S UTC")) }
                             " — " code { (sc.model) }
+                            @if let Some(r) = &sc.runtime { " (" (r) ")" }
                         }
                     }
                     @for r in &l.reviews {
