@@ -41,7 +41,7 @@ pub enum Runtime {
     /// Vigie's forward pass, the word-embedding table in f16.
     F16,
     /// Vigie's forward pass, the word-embedding table in f16 and most linear layers on int8
-    /// weights (fbgemm): the default, twice the Python encoder's speed at the same average
+    /// weights (fbgemm): the default, 1.7 times the Python encoder's speed at the same average
     /// precision (docs/classifier.md).
     #[default]
     Int8,
