@@ -116,9 +116,11 @@ enum Linear {
 }
 
 impl Linear {
-    fn new(weight: Tensor, bias: Tensor, int8: bool) -> Linear {
+    /// The layer on f32 weights, or on int8 ones; `Err` with libtorch's words when fbgemm
+    /// cannot pack them (a CPU without AVX2).
+    fn new(weight: Tensor, bias: Tensor, int8: bool) -> Result<Linear, String> {
         if !int8 {
-            return Linear::F32 { weight, bias };
+            return Ok(Linear::F32 { weight, bias });
         }
         // fbgemm's choice of parameters for int8 (-128..127) over [min(w, 0), max(w, 0)].
         let lo = weight.min().double_value(&[]).min(0.0);
@@ -135,15 +137,17 @@ impl Linear {
         let col_offsets = (q.to_kind(Kind::Int).sum_dim_intlist(1, false, Kind::Int)
             - zero_point * k)
             .to_kind(Kind::Int);
-        let packed = q.fbgemm_pack_quantized_matrix();
-        Linear::Int8 {
+        let packed = q
+            .f_fbgemm_pack_quantized_matrix()
+            .map_err(|e| e.to_string())?;
+        Ok(Linear::Int8 {
             weight: q,
             packed,
             col_offsets,
             scale,
             zero_point,
             bias,
-        }
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
@@ -215,18 +219,24 @@ impl Weights<'_> {
     /// The linear layer `prefix`, quantised when the runtime is int8.
     fn linear(&mut self, prefix: &str) -> Result<Linear, AnalyseError> {
         let (weight, bias) = self.pair(prefix)?;
-        Ok(self.quantised(weight, bias))
+        self.quantised(weight, bias)
     }
 
     /// The linear layer `prefix`, in f32 whatever the runtime.
     fn exact(&mut self, prefix: &str) -> Result<Linear, AnalyseError> {
         let (weight, bias) = self.pair(prefix)?;
-        Ok(Linear::new(weight, bias, false))
+        Ok(Linear::F32 { weight, bias })
     }
 
     /// A linear layer of `weight` and `bias`, quantised when the runtime is int8.
-    fn quantised(&self, weight: Tensor, bias: Tensor) -> Linear {
-        Linear::new(weight, bias, self.int8)
+    fn quantised(&self, weight: Tensor, bias: Tensor) -> Result<Linear, AnalyseError> {
+        Linear::new(weight, bias, self.int8).map_err(|e| AnalyseError::Model {
+            dir: self.dir.to_path_buf(),
+            message: format!(
+                "the int8 runtime needs fbgemm, which this CPU does not run ({e}); set \
+                 encoder_runtime = \"f16\""
+            ),
+        })
     }
 
     /// The LayerNorm `{prefix}.LayerNorm`.
@@ -282,7 +292,7 @@ impl Bert {
             let (kw, kb) = w.pair(&format!("{p}.attention.self.key"))?;
             let (vw, vb) = w.pair(&format!("{p}.attention.self.value"))?;
             layers.push(Layer {
-                qkv: w.quantised(Tensor::cat(&[qw, kw, vw], 0), Tensor::cat(&[qb, kb, vb], 0)),
+                qkv: w.quantised(Tensor::cat(&[qw, kw, vw], 0), Tensor::cat(&[qb, kb, vb], 0))?,
                 attention_out: w.linear(&format!("{p}.attention.output.dense"))?,
                 attention_norm: w.norm(&format!("{p}.attention.output"))?,
                 intermediate: w.linear(&format!("{p}.intermediate.dense"))?,
@@ -391,8 +401,10 @@ mod tests {
         let bias = Tensor::randn([96], (Kind::Float, tch::Device::Cpu)) * 0.01;
         // A batch of sequences, as the encoder calls it: (batch, length, in).
         let x = Tensor::randn([3, 5, 48], (Kind::Float, tch::Device::Cpu));
-        let exact = Linear::new(weight.shallow_clone(), bias.shallow_clone(), false).forward(&x);
-        let int8 = Linear::new(weight, bias, true);
+        let exact = Linear::new(weight.shallow_clone(), bias.shallow_clone(), false)
+            .unwrap()
+            .forward(&x);
+        let int8 = Linear::new(weight, bias, true).unwrap();
         assert!(matches!(int8, Linear::Int8 { .. }));
         let rounded = int8.forward(&x);
         assert_eq!(rounded.size(), [3, 5, 96]);
