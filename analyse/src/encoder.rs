@@ -467,12 +467,12 @@ impl Encoder {
             vectors /= norm;
         }
         let dim = vectors.size().get(1).copied().unwrap_or(0) as usize;
-        let flat =
+        let values =
             Vec::<f32>::try_from(vectors.flatten(0, -1)).map_err(|e| AnalyseError::Model {
                 dir: PathBuf::new(),
                 message: format!("embeddings: {e}"),
             })?;
-        Ok(flat.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
+        Ok(values.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
     }
 
     /// `text` with the model's prompt before it.

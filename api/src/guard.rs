@@ -346,7 +346,8 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         .get::<Outcome>()
         .cloned()
         .unwrap_or_default();
-    let page_session = session.clone();
+    // Only a refusal shown as a page needs the session after its purpose is taken.
+    let page_session = if wants_page { session.clone() } else { None };
     let purpose = outcome
         .purpose
         .or_else(|| {

@@ -225,14 +225,17 @@ fn compare_with_python(
     rounds: usize,
     threads: usize,
 ) -> Result<PythonComparison, ExperimentError> {
+    // The configured runtime is `encoder` (loaded and warm); the others are loaded here.
     let files = ModelFiles::in_dir(model_dir)?;
-    let mut encoders = Vec::new();
-    for runtime in Runtime::ALL {
+    let mut others = Vec::new();
+    for runtime in Runtime::ALL.into_iter().filter(|r| *r != encoder.runtime()) {
         let mut e = Encoder::load_with(&files, runtime)?;
         e.set_batch_size(encoder.batch_size());
         e.encode(&texts[..texts.len().min(8)])?;
-        encoders.push(e);
+        others.push(e);
     }
+    let mut encoders: Vec<&Encoder> = others.iter().chain([encoder]).collect();
+    encoders.sort_by_key(|e| Runtime::ALL.iter().position(|r| *r == e.runtime()));
     let mut out = PythonComparison { rounds: Vec::new() };
     for _ in 0..rounds {
         let run = std::process::Command::new(python)
