@@ -114,6 +114,22 @@ async fn a_person_signs_in_sees_the_queue_reviews_and_signs_out_every_step_logge
     assert_eq!(no_purpose.status(), StatusCode::BAD_REQUEST);
 
     let cookie = sign_in(&server, "ana", "case 2026-117").await;
+    // A refusal page never carries markup from the request: an incident id made of markup,
+    // which the 404's detail names, is escaped in the page.
+    let hostile = client()
+        .get(format!(
+            "{}/console/incidents/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            server.base
+        ))
+        .header(COOKIE, &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.status(), StatusCode::NOT_FOUND);
+    let body = hostile.text().await.unwrap();
+    assert!(body.contains("&lt;script&gt;alert(1)"), "{body}");
+    assert!(!body.contains("<script>alert"), "{body}");
     let (status, queue) = page(&server, &cookie, "/console/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
