@@ -7,7 +7,9 @@ use serde_json::Value;
 use std::path::Path;
 use vigie_analyse::dataset::Dataset;
 use vigie_analyse::training::{part, Part};
-use vigie_analyse::{metrics, Classifier, Encoder, ModelFiles, KNOWN_WEIGHTS};
+use vigie_analyse::{
+    metrics, Analyser, AnalyserConfig, Classifier, Encoder, ModelFiles, Scorer, KNOWN_WEIGHTS,
+};
 
 /// The first `n` lines of a CrisisLex fixture (`set`: `crisislex` for CrisisLexT6,
 /// `crisislex-t26`), as a new labelled file.
@@ -57,6 +59,10 @@ fn train_writes_a_model_card_and_eval_measures_it() {
         trained["labels"]["volcano"].is_object(),
         "a head for the new category"
     );
+    // The heads read embeddings centred on their language's mean, stored with them.
+    let english = &trained["centring"]["languages"]["en"];
+    assert!(english["posts"].as_u64().unwrap() >= 300, "{english}");
+    assert_eq!(english["mean"].as_array().unwrap().len(), 384);
 
     let card: Value =
         serde_json::from_slice(&std::fs::read(heads.join("model-card.json")).unwrap()).unwrap();
@@ -150,7 +156,10 @@ fn the_shipped_heads_are_calibrated_on_held_out_posts() {
             .collect();
         let texts: Vec<&str> = held.iter().map(|p| p.text.as_str()).collect();
         let embeddings = classifier.encoder().encode(&texts).unwrap();
-        for (p, s) in held.iter().zip(classifier.score_embeddings(&embeddings)) {
+        for (p, s) in held
+            .iter()
+            .zip(classifier.score_embeddings(&texts, &embeddings))
+        {
             scores.push(s["danger"]);
             truth.push(p.labels["danger"] == 1);
         }
@@ -163,4 +172,57 @@ fn the_shipped_heads_are_calibrated_on_held_out_posts() {
         m.ece
     );
     assert!(m.average_precision > 0.8, "{m:?}");
+}
+
+#[test]
+fn a_language_the_heads_never_saw_is_centred_on_the_stream_and_explanations_do_not_count() {
+    let root = root();
+    let encoder = Encoder::load(&ModelFiles::in_dir(model_dir()).unwrap()).unwrap();
+    let classifier = Classifier::load(encoder, &root.join("models/danger")).unwrap();
+    let card: Value =
+        serde_json::from_slice(&std::fs::read(root.join("models/danger/model-card.json")).unwrap())
+            .unwrap();
+    let notes = card["notes"].to_string();
+    assert!(notes.contains("centred on its language's mean"), "{notes}");
+    assert!(
+        !notes.contains(" de ("),
+        "German must be new to the heads: {notes}"
+    );
+    let post = "Explosion im Chemiewerk am Hafen, dichter schwarzer Rauch, die Feuerwehr \
+                evakuiert die umliegenden Straßen";
+    let first = classifier.score(&[post]).unwrap()[0]["danger"];
+    assert_eq!(classifier.stream_posts("de"), 1);
+    assert_eq!(
+        classifier.stream_posts("en"),
+        0,
+        "a training language keeps its mean"
+    );
+    // German posts of every kind come in: the language's own mean takes over.
+    let calm = [
+        "Heute Abend gehen wir mit den Kindern ins Kino und danach essen wir eine Pizza",
+        "Der neue Roman meiner Lieblingsautorin ist endlich erschienen, ich freue mich sehr",
+        "Am Wochenende soll es sonnig werden, perfekt für einen Ausflug an den See",
+        "Wer kennt ein gutes Café in der Altstadt mit einer ruhigen Terrasse zum Lesen",
+    ];
+    let stream: Vec<&str> = calm.iter().cycle().take(60).copied().collect();
+    classifier.score(&stream).unwrap();
+    assert_eq!(classifier.stream_posts("de"), 61);
+    // An explanation's variants are not posts of the stream.
+    let analyser = Analyser::new(classifier, AnalyserConfig::default());
+    let mut envelope = vec![vigie_record::fixtures::envelope("de-1", post)];
+    analyser.analyse(&mut envelope).unwrap();
+    let scoring = envelope[0].scoring.as_ref().unwrap();
+    assert!(scoring.danger() >= 0.5, "{scoring:?}");
+    assert!(!scoring.explanation.is_empty(), "{scoring:?}");
+    let classifier = analyser.scorer();
+    assert_eq!(
+        classifier.stream_posts("de"),
+        62,
+        "only the post itself counts"
+    );
+    // The same post, read against German's own mean, scores otherwise than against the
+    // training mean it started from.
+    let later = classifier.score_variants(&[post]).unwrap()[0]["danger"];
+    assert!((later - first).abs() > 1e-3, "{first} then {later}");
+    assert_eq!(classifier.stream_posts("de"), 62);
 }

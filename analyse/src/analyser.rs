@@ -53,6 +53,11 @@ impl<S: Scorer> Analyser<S> {
         self
     }
 
+    /// The scorer.
+    pub fn scorer(&self) -> &S {
+        &self.scorer
+    }
+
     /// The scorer's model card id.
     pub fn model_id(&self) -> &str {
         self.scorer.model_id()
@@ -143,7 +148,7 @@ impl<S: Scorer> Analyser<S> {
             .chunks(self.config.batch_size.max(1))
             .zip(refs.chunks(self.config.batch_size.max(1)))
         {
-            for (word, scores) in batch_words.iter().zip(self.scorer.score(batch)?) {
+            for (word, scores) in batch_words.iter().zip(self.scorer.score_variants(batch)?) {
                 let without = scores.get(Taxonomy::DANGER).copied().unwrap_or(0.0);
                 contributions.push(Contribution {
                     word: word.to_string(),

@@ -1,6 +1,7 @@
 //! The trained classifier: logistic-regression heads over sentence embeddings, and its card.
 
 use crate::cascade::Cascade;
+use crate::centring::{self, Centring, StreamMeans};
 use crate::logistic::{Logistic, Platt};
 use crate::metrics::{Bin, LabelMetrics};
 use crate::scorer::Scores;
@@ -8,6 +9,7 @@ use crate::{AnalyseError, Encoder, Scorer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// The encoder the heads were trained on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,11 +49,14 @@ pub struct Heads {
     /// The cascade's first stage, when one was trained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cascade: Option<Cascade>,
+    /// The language means the heads' inputs are centred on, when they were trained so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centring: Option<Centring>,
 }
 
 impl Heads {
-    /// The current format version.
-    pub const VERSION: u32 = 1;
+    /// The current format version (2: the heads may read centred embeddings, `centring`).
+    pub const VERSION: u32 = 2;
 
     /// Reads a heads file.
     pub fn load(path: &Path) -> Result<Self, AnalyseError> {
@@ -130,6 +135,8 @@ pub struct Classifier {
     heads: Heads,
     id: String,
     use_cascade: bool,
+    /// The running means of the stream's languages the heads were not trained on.
+    stream: Mutex<StreamMeans>,
 }
 
 impl Classifier {
@@ -166,6 +173,7 @@ impl Classifier {
             heads,
             id: ModelCard::id_for(heads_sha256),
             use_cascade,
+            stream: Mutex::default(),
         }
     }
 
@@ -179,6 +187,15 @@ impl Classifier {
     /// The labels this classifier scores.
     pub fn labels(&self) -> impl Iterator<Item = &str> {
         self.heads.labels.keys().map(String::as_str)
+    }
+
+    /// Posts of `lang` the running means have counted: those of a language the heads were not
+    /// trained on and centre on the stream ([`centring`]); 0 for the others.
+    pub fn stream_posts(&self, lang: &str) -> usize {
+        self.stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .posts(lang)
     }
 
     /// The encoder.
@@ -216,18 +233,72 @@ impl Classifier {
         stopped
     }
 
-    /// Scores from embeddings computed elsewhere (e.g. cached).
-    pub fn score_embeddings(&self, embeddings: &[Vec<f32>]) -> Vec<Scores> {
-        embeddings
+    /// Scores of `texts` from their embeddings computed elsewhere (e.g. cached), counting them
+    /// as posts of the stream.
+    pub fn score_embeddings(&self, texts: &[&str], embeddings: &[Vec<f32>]) -> Vec<Scores> {
+        self.heads_scores(texts, embeddings, true)
+    }
+
+    /// The heads' scores of `texts` from their `embeddings`, centred per language first when
+    /// the heads were trained so ([`centring`]); `observe`: the texts are posts of the stream
+    /// (not variants of one), to count in the means of languages the training data lacked.
+    fn heads_scores(&self, texts: &[&str], embeddings: &[Vec<f32>], observe: bool) -> Vec<Scores> {
+        let score = |x: &[f32]| -> Scores {
+            self.heads
+                .labels
+                .iter()
+                .map(|(label, head)| (label.clone(), head.score(x)))
+                .collect()
+        };
+        let Some(centring) = &self.heads.centring else {
+            return embeddings.iter().map(|x| score(x)).collect();
+        };
+        // A poisoned lock only means another scoring call panicked: its sums are still sums.
+        let mut stream = self
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        texts
             .iter()
-            .map(|x| {
-                self.heads
-                    .labels
-                    .iter()
-                    .map(|(label, head)| (label.clone(), head.score(x)))
-                    .collect()
+            .zip(embeddings)
+            .map(|(text, x)| {
+                let lang = centring::language(text);
+                score(&centring.center(&lang, x, &mut stream, observe))
             })
             .collect()
+    }
+
+    /// Scores `texts`, through the cascade when it is in use; `observe` as in
+    /// [`Classifier::heads_scores`].
+    fn score_texts(&self, texts: &[&str], observe: bool) -> Result<Vec<Scores>, AnalyseError> {
+        let cascade = match &self.heads.cascade {
+            Some(c) if self.use_cascade => c,
+            _ => {
+                let embeddings = self.encoder.encode(texts)?;
+                return Ok(self.heads_scores(texts, &embeddings, observe));
+            }
+        };
+        let first: Vec<f32> = texts.iter().map(|t| cascade.probability(t)).collect();
+        let passing: Vec<&str> = texts
+            .iter()
+            .zip(&first)
+            .filter(|(_, &p)| p >= cascade.threshold)
+            .map(|(t, _)| *t)
+            .collect();
+        let embeddings = self.encoder.encode(&passing)?;
+        let mut scored = self
+            .heads_scores(&passing, &embeddings, observe)
+            .into_iter();
+        Ok(first
+            .iter()
+            .map(|&p| {
+                if p >= cascade.threshold {
+                    scored.next().unwrap_or_default()
+                } else {
+                    self.stopped(p)
+                }
+            })
+            .collect())
     }
 }
 
@@ -241,29 +312,10 @@ impl Scorer for Classifier {
     }
 
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
-        let cascade = match &self.heads.cascade {
-            Some(c) if self.use_cascade => c,
-            _ => return Ok(self.score_embeddings(&self.encoder.encode(texts)?)),
-        };
-        let first: Vec<f32> = texts.iter().map(|t| cascade.probability(t)).collect();
-        let passing: Vec<&str> = texts
-            .iter()
-            .zip(&first)
-            .filter(|(_, &p)| p >= cascade.threshold)
-            .map(|(t, _)| *t)
-            .collect();
-        let mut scored = self
-            .score_embeddings(&self.encoder.encode(&passing)?)
-            .into_iter();
-        Ok(first
-            .iter()
-            .map(|&p| {
-                if p >= cascade.threshold {
-                    scored.next().unwrap_or_default()
-                } else {
-                    self.stopped(p)
-                }
-            })
-            .collect())
+        self.score_texts(texts, true)
+    }
+
+    fn score_variants(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        self.score_texts(texts, false)
     }
 }

@@ -10,7 +10,9 @@
 //!   description and example posts in English and French.
 //! - [`Classifier`] is the default scorer: one logistic-regression head per label over the
 //!   sentence embedding, calibrated by Platt scaling, trained by `vigie train`
-//!   ([`training`]) and described by a [`ModelCard`].
+//!   ([`training`]) and described by a [`ModelCard`]. The heads read each embedding centred
+//!   on its language's mean ([`centring`]), so that a language's place in the encoder's space
+//!   does not read as evidence.
 //! - [`PrototypeScorer`] is the fallback when no trained heads are configured: a post's score for
 //!   a category grows with its cosine similarity to that category's examples.
 //! - [`Analyser`] applies a scorer to envelopes and records, for every post, either its scores and
@@ -39,6 +41,7 @@ pub mod baseline;
 pub mod bert;
 pub mod cache;
 pub mod cascade;
+pub mod centring;
 mod classifier;
 pub mod dataset;
 mod encoder;

@@ -19,6 +19,12 @@ pub trait Scorer: Send {
     }
     /// Scores non-empty texts, one map of label -> score in [0, 1] per text, in order.
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError>;
+    /// Scores texts made from a post (occlusion's variants) as [`Scorer::score`] does, except
+    /// that a scorer that learns from its stream (the [`crate::Classifier`]'s language means)
+    /// does not count them as posts.
+    fn score_variants(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        self.score(texts)
+    }
 }
 
 /// The first scorer: similarity to the taxonomy's example posts.
@@ -172,6 +178,10 @@ impl<S: Scorer + ?Sized> Scorer for Box<S> {
 
     fn score(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
         (**self).score(texts)
+    }
+
+    fn score_variants(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
+        (**self).score_variants(texts)
     }
 }
 

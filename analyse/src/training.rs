@@ -8,6 +8,7 @@
 //! calibration split, whose base rate is the data's.
 
 use crate::cascade::Cascade;
+use crate::centring::{self, Centring};
 use crate::classifier::{EncoderInfo, Head, Heads};
 use crate::dataset::LabelledPost;
 use crate::logistic::{Logistic, Platt, TrainOptions};
@@ -52,14 +53,28 @@ pub struct Trained {
     pub notes: Vec<String>,
 }
 
-/// Trains a head per label of `labels` from `posts` and their `embeddings` (same order).
+/// Trains a head per label of `labels` from `posts` and their `embeddings` (same order); with
+/// `center`, on the embeddings centred per language ([`crate::centring`]), the means of every
+/// post given (labels are not needed for them) stored with the heads.
 pub fn train(
     posts: &[&LabelledPost],
     embeddings: &[Vec<f32>],
     labels: &[String],
     encoder: EncoderInfo,
     threshold: f32,
+    center: bool,
 ) -> Trained {
+    let centring = center.then(|| {
+        let langs: Vec<String> = posts.iter().map(|p| centring::language(&p.text)).collect();
+        let danger: Vec<Option<bool>> = posts
+            .iter()
+            .map(|p| p.labels.get(crate::Taxonomy::DANGER).map(|&y| y == 1))
+            .collect();
+        let c = Centring::fit(&langs, &danger, embeddings);
+        let centred = c.center_training(&langs, embeddings);
+        (c, centred)
+    });
+    let embeddings = centring.as_ref().map_or(embeddings, |(_, x)| x.as_slice());
     let dim = embeddings.first().map_or(0, Vec::len);
     let parts: Vec<Part> = posts.iter().map(|p| part(&p.id)).collect();
     let mut heads = BTreeMap::new();
@@ -126,12 +141,26 @@ pub fn train(
             100.0 * crate::cascade::MAX_RECALL_LOSS
         ));
     }
+    if let Some((c, _)) = &centring {
+        let languages: Vec<String> = c
+            .languages
+            .iter()
+            .map(|(lang, m)| format!("{lang} ({} posts)", m.posts))
+            .collect();
+        notes.push(format!(
+            "Each embedding is centred on its language's mean before the heads read it \
+             (docs/classifier.md): the training means of {}; any other language, the running \
+             mean of its posts in the stream, starting from the mean of every training post.",
+            languages.join(", ")
+        ));
+    }
     Trained {
         heads: Heads {
             version: Heads::VERSION,
             encoder,
             labels: heads,
             cascade,
+            centring: centring.map(|(c, _)| c),
         },
         metrics,
         reliability,
@@ -211,7 +240,7 @@ pub(crate) mod tests {
             weights_sha256: "00".into(),
         };
         let labels = ["danger".to_string(), "fire".to_string()];
-        let t = train(&refs, &embeddings, &labels, info, 0.5);
+        let t = train(&refs, &embeddings, &labels, info, 0.5, false);
         assert!(t.heads.labels.contains_key("danger"));
         assert!(!t.heads.labels.contains_key("fire"));
         assert!(t.notes.iter().any(|n| n.contains("`fire`: not trained")));

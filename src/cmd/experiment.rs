@@ -30,10 +30,10 @@ pub enum ExperimentCommand {
         /// Print JSON instead of a Markdown table.
         #[arg(long)]
         json: bool,
-        /// Centre the embeddings on their language's mean (every post's, unlabelled) before
-        /// training and scoring: an experiment on cross-lingual transfer.
+        /// Train and read Vigie's heads on the embeddings as they are, not centred on their
+        /// language's mean (as `vigie train --no-center-languages`).
         #[arg(long)]
-        center_languages: bool,
+        no_center_languages: bool,
     },
     /// Precision and recall of place resolution on hand-labelled samples, per language (the
     /// configured gazetteer).
@@ -65,13 +65,13 @@ impl super::Cmd for ExperimentCommand {
                 data,
                 lexicon,
                 json,
-                center_languages,
+                no_center_languages,
             } => {
                 let loco = vigie_analyse::experiment::loco::run(
                     &config.experiment_settings()?,
                     data,
                     lexicon,
-                    *center_languages,
+                    !*no_center_languages,
                 )?;
                 if *json {
                     println!("{}", loco.to_json()?);

@@ -18,6 +18,9 @@ pub struct Args {
     /// The taxonomy (labels and example posts).
     #[arg(long, value_name = "FILE", default_value = "config/taxonomy.toml")]
     taxonomy: PathBuf,
+    /// Train on the embeddings as they are, not centred on their language's mean.
+    #[arg(long)]
+    no_center_languages: bool,
     /// Where to write heads.json and model-card.json.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -31,6 +34,7 @@ impl super::Cmd for Args {
             &self.weak,
             &self.taxonomy,
             &self.out,
+            !self.no_center_languages,
         )?;
         print!("{}", trained.summary());
         Ok(())

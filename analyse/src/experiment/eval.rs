@@ -260,7 +260,7 @@ pub fn run(
     let classifier = settings.classifier(settings.encoder.load()?)?;
     let texts = dataset.texts();
     let embeddings = settings.embed(classifier.encoder(), &texts, "scoring")?;
-    let mut scores = classifier.score_embeddings(&embeddings);
+    let mut scores = classifier.score_embeddings(&texts, &embeddings);
     let heads: Vec<&str> = classifier.labels().collect();
     let measure = |scores: &[Scores]| {
         Evaluation::of(&heads, &dataset, scores, label, settings.alert_threshold)

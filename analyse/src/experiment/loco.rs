@@ -11,6 +11,7 @@
 use super::eval::GroupBy;
 use super::{crisis_files, encoder_info, load_datasets, ExperimentError, Settings};
 use crate::baseline::{Lexicon, TfIdf};
+use crate::centring::{self, StreamMeans};
 use crate::dataset::{Dataset, LabelledPost};
 use crate::metrics::{self, LabelMetrics};
 use crate::{training, EncoderInfo, Taxonomy};
@@ -239,7 +240,8 @@ impl Pool {
 pub const MIN_LANGUAGE_POSTS: usize = 30;
 
 /// Runs the experiment on the crisis files (`.jsonl`) of `dirs`, with the CrisisLex lexicon
-/// file `lexicon`; with `center`, on embeddings centred per language ([`center_languages`]).
+/// file `lexicon`; with `center`, Vigie's heads are trained and read on embeddings centred per
+/// language, as `vigie train` ships them ([`crate::centring`]).
 pub fn run(
     settings: &Settings,
     dirs: &[PathBuf],
@@ -253,10 +255,7 @@ pub fn run(
     let datasets = load_datasets(&files)?;
     let lexicon = Lexicon::load(lexicon)?;
     let encoder = settings.encoder.load()?;
-    let mut embeddings = settings.embed_datasets(&encoder, &datasets)?;
-    if center {
-        center_languages(&datasets, &mut embeddings);
-    }
+    let embeddings = settings.embed_datasets(&encoder, &datasets)?;
     let bar = settings.bar(datasets.len(), "rotations");
     let loco = rotate(
         &datasets,
@@ -264,55 +263,72 @@ pub fn run(
         &lexicon,
         encoder_info(&encoder),
         settings.alert_threshold,
+        center,
         || bar.inc(1),
     )?;
     bar.finish_and_clear();
     Ok(loco)
 }
 
-/// Each embedding less the mean embedding of its post's language (as Vigie detects it, `und`
-/// included) over every post of `datasets` — the held-out crisis's too, without their labels:
-/// what a live stream tells of a language no training post is in — then made unit length
-/// again. An experiment on cross-lingual transfer: a multilingual encoder places each language
-/// in a region of its own, and a head trained on some languages may read that offset as
-/// evidence in another.
-pub fn center_languages(datasets: &[Dataset], embeddings: &mut [Vec<f32>]) {
-    let langs: Vec<String> = datasets
-        .iter()
-        .flat_map(|d| d.posts.iter().map(|p| GroupBy::Lang.of(p)))
-        .collect();
-    let mut sums: std::collections::HashMap<&str, (Vec<f64>, f64)> = Default::default();
-    for (lang, e) in langs.iter().zip(embeddings.iter()) {
-        let (sum, n) = sums
-            .entry(lang.as_str())
-            .or_insert_with(|| (vec![0.0; e.len()], 0.0));
-        for (s, x) in sum.iter_mut().zip(e) {
-            *s += f64::from(*x);
-        }
-        *n += 1.0;
-    }
-    for (lang, e) in langs.iter().zip(embeddings.iter_mut()) {
-        if let Some((sum, n)) = sums.get(lang.as_str()) {
-            for (x, s) in e.iter_mut().zip(sum) {
-                *x -= (s / n) as f32;
-            }
-        }
-        let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        e.iter_mut().for_each(|x| *x /= norm);
-    }
-}
-
 /// The rotations over `datasets` and their `embeddings` (every dataset's, end to end), at
-/// `threshold`; `done` is called after each.
+/// `threshold`, Vigie's heads centred per language when `center`; `done` is called after each.
+///
+/// Centred, each held-out crisis is read as a stream, in its file's order: a language its
+/// training crises had too few posts of is centred on the running mean of its posts so far,
+/// as the classifier does live.
 pub fn rotate(
     datasets: &[Dataset],
     embeddings: &[Vec<f32>],
     lexicon: &Lexicon,
     info: EncoderInfo,
     threshold: f32,
-    mut done: impl FnMut(),
+    center: bool,
+    done: impl FnMut(),
 ) -> Result<Loco, ExperimentError> {
     let danger = [Taxonomy::DANGER.to_string()];
+    let posts: Vec<&LabelledPost> = datasets.iter().flat_map(|d| &d.posts).collect();
+    let heads = |fold: &Fold| -> Result<Vec<f32>, ExperimentError> {
+        let train_posts: Vec<&LabelledPost> = fold.train.iter().map(|&i| posts[i]).collect();
+        let train_x: Vec<Vec<f32>> = fold.train.iter().map(|&i| embeddings[i].clone()).collect();
+        let trained = training::train(
+            &train_posts,
+            &train_x,
+            &danger,
+            info.clone(),
+            threshold,
+            center,
+        );
+        let head = trained.heads.labels.get(Taxonomy::DANGER).ok_or_else(|| {
+            ExperimentError::Input(format!(
+                "no danger head trained without the posts {:?}",
+                fold.held_out
+            ))
+        })?;
+        let mut stream = StreamMeans::default();
+        Ok(fold
+            .held_out
+            .clone()
+            .map(|i| match &trained.heads.centring {
+                Some(c) => {
+                    let lang = centring::language(&posts[i].text);
+                    head.score(&c.center(&lang, &embeddings[i], &mut stream, true))
+                }
+                None => head.score(&embeddings[i]),
+            })
+            .collect())
+    };
+    rotate_with(datasets, lexicon, threshold, heads, done)
+}
+
+/// The rotations over `datasets` at `threshold`, Vigie's held-out scores of each [`Fold`]
+/// given by `vigie` (rows of every dataset's posts, end to end); `done` is called after each.
+pub fn rotate_with(
+    datasets: &[Dataset],
+    lexicon: &Lexicon,
+    threshold: f32,
+    mut vigie: impl FnMut(&Fold) -> Result<Vec<f32>, ExperimentError>,
+    mut done: impl FnMut(),
+) -> Result<Loco, ExperimentError> {
     let label = |p: &LabelledPost| p.labels.get(Taxonomy::DANGER).copied();
     let sizes: Vec<usize> = datasets.iter().map(|d| d.posts.len()).collect();
     let crises: Vec<String> = datasets.iter().map(crisis_of).collect();
@@ -324,19 +340,8 @@ pub fn rotate(
             .iter()
             .flat_map(|&j| &datasets[j].posts)
             .collect();
-        let train_x: Vec<Vec<f32>> = fold.train.iter().map(|&i| embeddings[i].clone()).collect();
-        let trained = training::train(&train_posts, &train_x, &danger, info.clone(), threshold);
-        let head = trained.heads.labels.get(Taxonomy::DANGER).ok_or_else(|| {
-            ExperimentError::Input(format!(
-                "no danger head trained without {}",
-                held.path.display()
-            ))
-        })?;
         let truth: Vec<bool> = held.posts.iter().map(|p| label(p) == Some(1)).collect();
-        let vigie: Vec<f32> = embeddings[fold.held_out]
-            .iter()
-            .map(|x| head.score(x))
-            .collect();
+        let vigie = vigie(&fold)?;
         let lex: Vec<f32> = held.posts.iter().map(|p| lexicon.score(&p.text)).collect();
         let train_texts: Vec<&str> = train_posts.iter().map(|p| p.text.as_str()).collect();
         let train_y: Vec<f32> = train_posts
@@ -414,60 +419,6 @@ mod tests {
         assert_eq!(f[2].train, [0, 1, 2, 3]);
     }
 
-    #[test]
-    fn centring_takes_each_language_s_mean_off_and_keeps_unit_length() {
-        let post = |id: &str, text: &str| LabelledPost {
-            id: id.into(),
-            text: text.into(),
-            labels: Default::default(),
-            crisis: None,
-            event: None,
-        };
-        let dataset = Dataset {
-            path: PathBuf::from("fixtures/mixed.jsonl"),
-            sha256: String::new(),
-            posts: vec![
-                post(
-                    "1",
-                    "the river burst its banks and the whole village is under water now",
-                ),
-                post(
-                    "2",
-                    "the river is calm this morning and the children are playing outside",
-                ),
-                post(
-                    "3",
-                    "il fiume ha rotto gli argini e tutto il paese è sott'acqua adesso",
-                ),
-                post(
-                    "4",
-                    "il fiume è calmo stamattina e i bambini giocano fuori nel cortile",
-                ),
-            ],
-        };
-        let langs: Vec<String> = dataset.posts.iter().map(|p| GroupBy::Lang.of(p)).collect();
-        assert_eq!(langs, ["en", "en", "it", "it"]);
-        // Each language sits in its own region: a shared offset, plus what tells its posts
-        // apart.
-        let mut x = vec![
-            vec![1.0, 0.0, 0.6],
-            vec![1.0, 0.0, -0.6],
-            vec![0.0, 1.0, 0.6],
-            vec![0.0, 1.0, -0.6],
-        ];
-        center_languages(std::slice::from_ref(&dataset), &mut x);
-        for v in &x {
-            let norm: f32 = v.iter().map(|a| a * a).sum::<f32>().sqrt();
-            assert!((norm - 1.0).abs() < 1e-5, "{v:?}");
-        }
-        // The offset is gone: the English and the Italian post of each kind are the same vector.
-        for (a, b) in [(0, 2), (1, 3)] {
-            for (p, q) in x[a].iter().zip(&x[b]) {
-                assert!((p - q).abs() < 1e-5, "{:?} {:?}", x[a], x[b]);
-            }
-        }
-    }
-
     /// A crisis of 150 posts, every third one danger ("flood" in its text, its embedding
     /// [`separable`]).
     fn crisis(name: &str) -> (Dataset, Vec<Vec<f32>>) {
@@ -517,7 +468,10 @@ mod tests {
             weights_sha256: "00".into(),
         };
         let mut calls = 0;
-        let loco = rotate(&datasets, &embeddings, &lexicon, info, 0.5, || calls += 1).unwrap();
+        let loco = rotate(&datasets, &embeddings, &lexicon, info, 0.5, true, || {
+            calls += 1
+        })
+        .unwrap();
         let rotations = &loco.rotations;
         assert_eq!(calls, 3);
         let names: Vec<&str> = rotations.iter().map(|r| r.held_out.as_str()).collect();

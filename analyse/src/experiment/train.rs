@@ -40,13 +40,14 @@ impl TrainOutcome {
 /// Trains on the labelled files `data`, the files `weak` for their categories only (their
 /// `danger` is ignored: a weaker notion than Vigie's, such as CrisisLexT6's "on-topic") and the
 /// examples of the taxonomy at `taxonomy_path`, and writes `heads.json` and `model-card.json`
-/// into `out`.
+/// into `out`; with `center`, on embeddings centred per language ([`crate::centring`]).
 pub fn run(
     settings: &Settings,
     data: &[PathBuf],
     weak: &[PathBuf],
     taxonomy_path: &Path,
     out: &Path,
+    center: bool,
 ) -> Result<TrainOutcome, ExperimentError> {
     let taxonomy = Taxonomy::load(taxonomy_path)?;
     let mut datasets = load_datasets(data)?;
@@ -75,6 +76,7 @@ pub fn run(
         &taxonomy.labels(),
         info.clone(),
         settings.alert_threshold,
+        center,
     );
     tracing::info!(seconds = started.elapsed().as_secs_f32(), "heads trained");
     create_dir(out)?;
@@ -292,6 +294,7 @@ mod tests {
                 encoder: info.clone(),
                 labels: BTreeMap::new(),
                 cascade: None,
+                centring: None,
             },
             metrics: BTreeMap::from([("danger".to_string(), metrics(40, 0.8))]),
             reliability: Vec::new(),
