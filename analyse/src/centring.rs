@@ -11,11 +11,14 @@
 //! Where a language's mean comes from:
 //! - **a language of the training data** ([`MIN_POSTS`] posts or more, as
 //!   [`vigie_record::lang::detect`] finds it, `und` included): the mean of its training posts,
-//!   stored with the heads (so the model id covers it); it never changes while Vigie runs;
+//!   halfway between its `danger` posts and its other labelled ones (so that a language whose
+//!   training posts are mostly alerts is not centred on alerts), stored with the heads (so the
+//!   model id covers it); it never changes while Vigie runs;
 //! - **any other language**: the running mean of the posts of that language the classifier has
-//!   scored so far ([`StreamMeans`]), shrunk towards the mean of all training posts as if that
-//!   mean were [`MIN_POSTS`] posts more: a language's first post is centred on the training
-//!   mean, and its own mean takes over as its posts come. Labels are never needed.
+//!   scored so far ([`StreamMeans`]), shrunk towards the mean of all training posts (taken the
+//!   same way) as if that mean were [`MIN_POSTS`] posts more: a language's first post is
+//!   centred on the training mean, and its own mean takes over as its posts come. The stream
+//!   needs no labels.
 //!
 //! Guarantees: the training languages' scores depend on the post alone; another language's
 //! depend on the posts of that language the same classifier scored before it (a replay of the
