@@ -8,7 +8,8 @@ use std::path::Path;
 use vigie_analyse::dataset::Dataset;
 use vigie_analyse::training::{part, Part};
 use vigie_analyse::{
-    metrics, Analyser, AnalyserConfig, Classifier, Encoder, ModelFiles, Scorer, KNOWN_WEIGHTS,
+    metrics, Analyser, AnalyserConfig, Classifier, Encoder, ModelFiles, Runtime, Scorer,
+    KNOWN_WEIGHTS,
 };
 
 /// The first `n` lines of a CrisisLex fixture (`set`: `crisislex` for CrisisLexT6,
@@ -225,4 +226,41 @@ fn a_language_the_heads_never_saw_is_centred_on_the_stream_and_explanations_do_n
     let later = classifier.score_variants(&[post]).unwrap()[0]["danger"];
     assert!((later - first).abs() > 1e-3, "{first} then {later}");
     assert_eq!(classifier.stream_posts("de"), 62);
+}
+
+#[test]
+fn the_top_layers_run_apart_give_the_encoder_s_vectors() {
+    // What `vigie experiment finetune` relies on: hidden states below the top layer, then a
+    // trainable copy of it and the pooling, are the f32 encoder's vectors.
+    let files = ModelFiles::in_dir(model_dir()).unwrap();
+    let encoder = Encoder::load_with(&files, Runtime::F32).unwrap();
+    let bert = encoder.bert().unwrap();
+    let texts = [
+        "Flooding on the main road, cars stuck",
+        "Incendie dans un entrepôt à Lyon, fumée noire",
+        "ok",
+    ];
+    let (ids, mask) = encoder.piece_tensors(&texts);
+    let whole = bert.embed(&ids, &mask);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let top = bert.trainable_top(&vs.root(), 1).unwrap();
+    let below = bert.hidden(&ids, &mask, bert.depth() - 1);
+    let apart = tch::no_grad(|| bert.pooled_through(&top, below, &mask));
+    let gap = (&whole - &apart).abs().max().double_value(&[]);
+    assert!(gap < 1e-5, "largest difference {gap}");
+    // The copy trains: gradients reach its weights.
+    let below = bert.hidden(&ids, &mask, bert.depth() - 1);
+    bert.pooled_through(&top, below, &mask)
+        .sum(tch::Kind::Float)
+        .backward();
+    let grads: f64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|v| v.grad().abs().sum(tch::Kind::Float).double_value(&[]))
+        .sum();
+    assert!(grads > 0.0);
+    // int8 weights cannot be trained.
+    let int8 = Encoder::load_with(&files, Runtime::Int8).unwrap();
+    let root = tch::nn::VarStore::new(tch::Device::Cpu);
+    assert!(int8.bert().unwrap().trainable_top(&root.root(), 1).is_err());
 }

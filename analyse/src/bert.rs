@@ -167,8 +167,8 @@ struct LayerNorm {
     bias: Tensor,
 }
 
-/// One transformer layer.
-struct Layer {
+/// One transformer layer (the model's, or a trainable copy of it).
+pub struct Layer {
     /// Query, key and value in one product: `(3 * hidden, hidden)`.
     qkv: Linear,
     attention_out: Linear,
@@ -321,48 +321,123 @@ impl Bert {
     /// `mask` keeps (1) — one `(batch, hidden)` tensor.
     pub fn embed(&self, ids: &Tensor, mask: &Tensor) -> Tensor {
         tch::no_grad(|| {
-            let (batch, length) = ids.size2().unwrap_or((0, 0));
-            let positions = Tensor::arange(length, (Kind::Int64, ids.device()));
-            let words = self.word.index_select(0, &ids.flatten(0, 1));
-            let mut x = words
-                .to_kind(Kind::Float)
-                .view([batch, length, self.hidden])
-                + self.position.index_select(0, &positions).unsqueeze(0)
-                + self.token_type.get(0);
-            x = self.layer_norm(&x, &self.embeddings_norm);
-            // Attention may look at the kept pieces only: (batch, 1, 1, length), true = kept.
-            let keep = mask.to_kind(Kind::Bool).view([batch, 1, 1, length]);
-            let head = self.hidden / self.heads;
-            for layer in &self.layers {
-                let qkv = layer
-                    .qkv
-                    .forward(&x)
-                    .view([batch, length, 3, self.heads, head])
-                    .permute([2, 0, 3, 1, 4]);
-                let context = Tensor::scaled_dot_product_attention(
-                    &qkv.get(0),
-                    &qkv.get(1),
-                    &qkv.get(2),
-                    Some(&keep),
-                    0.0,
-                    false,
-                    None,
-                )
-                .transpose(1, 2)
-                .reshape([batch, length, self.hidden]);
-                let attended = layer.attention_out.forward(&context) + &x;
-                x = self.layer_norm(&attended, &layer.attention_norm);
-                let inner = layer.intermediate.forward(&x).gelu("none");
-                let out = layer.output.forward(&inner) + &x;
-                x = self.layer_norm(&out, &layer.output_norm);
-            }
-            let weights = mask.to_kind(Kind::Float).unsqueeze(-1);
-            let summed = (x * &weights).sum_dim_intlist(1, false, Kind::Float);
-            summed
-                / weights
-                    .sum_dim_intlist(1, false, Kind::Float)
-                    .clamp_min(1e-9)
+            self.pool(
+                &self.through(&self.layers, self.embeddings(ids), mask),
+                mask,
+            )
         })
+    }
+
+    /// The hidden size: the length of the vectors it gives.
+    pub fn width(&self) -> usize {
+        self.hidden as usize
+    }
+
+    /// How many transformer layers the model has.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The hidden states of `ids` after the embeddings and the first `n` layers, `(batch,
+    /// length, hidden)`, without gradients: what the layers above read.
+    pub fn hidden(&self, ids: &Tensor, mask: &Tensor, n: usize) -> Tensor {
+        let n = n.min(self.layers.len());
+        tch::no_grad(|| self.through(&self.layers[..n], self.embeddings(ids), mask))
+    }
+
+    /// `layers` (the model's last ones, or [`Bert::trainable_top`]'s copies) over hidden states
+    /// `x`, then mean pooling over `mask`: `(batch, hidden)`, with gradients when the layers'
+    /// weights require them.
+    pub fn pooled_through(&self, layers: &[Layer], x: Tensor, mask: &Tensor) -> Tensor {
+        self.pool(&self.through(layers, x, mask), mask)
+    }
+
+    /// Trainable f32 copies of the last `n` layers, as variables under `path`; an error when
+    /// the model was loaded on int8 weights (fine-tuning needs `f32`).
+    pub fn trainable_top(&self, path: &tch::nn::Path, n: usize) -> Result<Vec<Layer>, String> {
+        let first = self.layers.len().saturating_sub(n);
+        let copy = |name: String, l: &Linear| match l {
+            Linear::F32 { weight, bias } => Ok(Linear::F32 {
+                weight: path.var_copy(&format!("{name}_weight"), weight),
+                bias: path.var_copy(&format!("{name}_bias"), bias),
+            }),
+            Linear::Int8 { .. } => Err("fine-tuning needs the f32 runtime's weights".to_string()),
+        };
+        let norm = |name: String, n: &LayerNorm| LayerNorm {
+            weight: path.var_copy(&format!("{name}_weight"), &n.weight),
+            bias: path.var_copy(&format!("{name}_bias"), &n.bias),
+        };
+        self.layers[first..]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let p = format!("layer{}", first + i);
+                // Variable names are joined by dots: theirs must have none.
+                Ok(Layer {
+                    qkv: copy(format!("{p}_qkv"), &l.qkv)?,
+                    attention_out: copy(format!("{p}_attention_out"), &l.attention_out)?,
+                    attention_norm: norm(format!("{p}_attention_norm"), &l.attention_norm),
+                    intermediate: copy(format!("{p}_intermediate"), &l.intermediate)?,
+                    output: copy(format!("{p}_output"), &l.output)?,
+                    output_norm: norm(format!("{p}_output_norm"), &l.output_norm),
+                })
+            })
+            .collect()
+    }
+
+    /// The embedding layer's output for `ids`, normalised.
+    fn embeddings(&self, ids: &Tensor) -> Tensor {
+        let (batch, length) = ids.size2().unwrap_or((0, 0));
+        let positions = Tensor::arange(length, (Kind::Int64, ids.device()));
+        let words = self.word.index_select(0, &ids.flatten(0, 1));
+        let x = words
+            .to_kind(Kind::Float)
+            .view([batch, length, self.hidden])
+            + self.position.index_select(0, &positions).unsqueeze(0)
+            + self.token_type.get(0);
+        self.layer_norm(&x, &self.embeddings_norm)
+    }
+
+    /// `layers` in turn over `x`, attention looking at the pieces `mask` keeps only.
+    fn through(&self, layers: &[Layer], mut x: Tensor, mask: &Tensor) -> Tensor {
+        let (batch, length) = mask.size2().unwrap_or((0, 0));
+        // (batch, 1, 1, length), true = kept.
+        let keep = mask.to_kind(Kind::Bool).view([batch, 1, 1, length]);
+        let head = self.hidden / self.heads;
+        for layer in layers {
+            let qkv = layer
+                .qkv
+                .forward(&x)
+                .view([batch, length, 3, self.heads, head])
+                .permute([2, 0, 3, 1, 4]);
+            let context = Tensor::scaled_dot_product_attention(
+                &qkv.get(0),
+                &qkv.get(1),
+                &qkv.get(2),
+                Some(&keep),
+                0.0,
+                false,
+                None,
+            )
+            .transpose(1, 2)
+            .reshape([batch, length, self.hidden]);
+            let attended = layer.attention_out.forward(&context) + &x;
+            x = self.layer_norm(&attended, &layer.attention_norm);
+            let inner = layer.intermediate.forward(&x).gelu("none");
+            let out = layer.output.forward(&inner) + &x;
+            x = self.layer_norm(&out, &layer.output_norm);
+        }
+        x
+    }
+
+    /// The mean of `x` over the pieces `mask` keeps.
+    fn pool(&self, x: &Tensor, mask: &Tensor) -> Tensor {
+        let weights = mask.to_kind(Kind::Float).unsqueeze(-1);
+        let summed = (x * &weights).sum_dim_intlist(1, false, Kind::Float);
+        summed
+            / weights
+                .sum_dim_intlist(1, false, Kind::Float)
+                .clamp_min(1e-9)
     }
 }
 

@@ -62,6 +62,32 @@ impl Heads {
     pub fn load(path: &Path) -> Result<Self, AnalyseError> {
         read_json(path)
     }
+
+    /// What makes these heads unusable on embeddings of `dim` dimensions: a head's weights or
+    /// a language mean of another length (a hand-edited or truncated file would otherwise
+    /// score on part of the vector, silently).
+    pub fn check(&self, dim: usize) -> Result<(), String> {
+        for (label, head) in &self.labels {
+            if head.linear.weights.len() != dim {
+                return Err(format!(
+                    "head `{label}` has {} weights for {dim}-dimensional embeddings",
+                    head.linear.weights.len()
+                ));
+            }
+        }
+        if let Some(c) = &self.centring {
+            let means = c.languages.iter().map(|(l, m)| (l.as_str(), &m.mean));
+            for (lang, mean) in std::iter::once(("overall", &c.overall)).chain(means) {
+                if mean.len() != dim {
+                    return Err(format!(
+                        "the {lang} mean has {} values for {dim}-dimensional embeddings",
+                        mean.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A training file named in a model card.
@@ -152,6 +178,12 @@ impl Classifier {
             location: path.display().to_string(),
             message: e.to_string(),
         })?;
+        if let Err(message) = heads.check(encoder.dim()) {
+            return Err(AnalyseError::Data {
+                location: path.display().to_string(),
+                message,
+            });
+        }
         if heads.encoder.weights_sha256 != encoder.weights_sha256() {
             return Err(AnalyseError::Data {
                 location: path.display().to_string(),
@@ -317,5 +349,56 @@ impl Scorer for Classifier {
 
     fn score_variants(&self, texts: &[&str]) -> Result<Vec<Scores>, AnalyseError> {
         self.score_texts(texts, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::centring::LanguageMean;
+
+    fn heads(weights: usize, mean: usize) -> Heads {
+        let head = Head {
+            linear: Logistic {
+                weights: vec![0.1; weights],
+                bias: 0.0,
+            },
+            platt: Platt { a: 1.0, b: 0.0 },
+        };
+        Heads {
+            version: Heads::VERSION,
+            encoder: EncoderInfo {
+                name: "test".into(),
+                weights_sha256: "00".into(),
+            },
+            labels: [("danger".to_string(), head)].into(),
+            cascade: None,
+            centring: Some(Centring {
+                languages: [(
+                    "it".to_string(),
+                    LanguageMean {
+                        posts: 60,
+                        mean: vec![0.0; mean],
+                    },
+                )]
+                .into(),
+                overall: vec![0.0; 4],
+            }),
+        }
+    }
+
+    #[test]
+    fn heads_or_means_of_another_length_than_the_embeddings_are_refused() {
+        assert_eq!(heads(4, 4).check(4), Ok(()));
+        let short_head = heads(3, 4).check(4).unwrap_err();
+        assert!(
+            short_head.contains("head `danger` has 3 weights"),
+            "{short_head}"
+        );
+        let short_mean = heads(4, 2).check(4).unwrap_err();
+        assert!(
+            short_mean.contains("the it mean has 2 values"),
+            "{short_mean}"
+        );
     }
 }

@@ -355,6 +355,14 @@ impl Encoder {
         })
     }
 
+    /// The length of the vectors it gives.
+    pub fn dim(&self) -> usize {
+        match &self.model {
+            Transformer::RustBert(model) => model.get_embedding_dim().unwrap_or(0) as usize,
+            Transformer::Native(native) => native.bert.width(),
+        }
+    }
+
     /// What runs the model.
     pub fn runtime(&self) -> Runtime {
         self.runtime
@@ -400,6 +408,30 @@ impl Encoder {
             .iter()
             .map(|mask| mask.iter().filter(|&&m| m == 1).count())
             .collect()
+    }
+
+    /// Vigie's forward pass, when it runs the model (any runtime but rust-bert).
+    pub fn bert(&self) -> Option<&Bert> {
+        match &self.model {
+            Transformer::Native(native) => Some(&native.bert),
+            Transformer::RustBert(_) => None,
+        }
+    }
+
+    /// The pieces of `texts`, prompt included, as `(batch, length)` tensors of ids and mask.
+    pub fn piece_tensors(&self, texts: &[&str]) -> (Tensor, Tensor) {
+        let prompted: Vec<String> = texts.iter().map(|t| self.prompted(t)).collect();
+        self.tensors(&prompted)
+    }
+
+    /// [`Encoder::tokenize`]'s ids and masks of prompted texts as `(batch, length)` tensors.
+    fn tensors(&self, prompted: &[String]) -> (Tensor, Tensor) {
+        let (ids, masks) = self.tokenize(prompted);
+        let width = ids.first().map_or(0, Vec::len) as i64;
+        let flat = |rows: Vec<Vec<i64>>| {
+            Tensor::from_slice(&rows.concat()).view([prompted.len() as i64, width])
+        };
+        (flat(ids), flat(masks))
     }
 
     /// The pieces of `texts` padded to the longest, and their masks (1: a piece; 0: padding).
@@ -456,12 +488,8 @@ impl Encoder {
             Transformer::RustBert(model) => return Ok(model.encode(batch)?),
             Transformer::Native(native) => (&native.bert, native.normalize),
         };
-        let (ids, masks) = self.tokenize(batch);
-        let width = ids.first().map_or(0, Vec::len) as i64;
-        let flat = |rows: Vec<Vec<i64>>| {
-            Tensor::from_slice(&rows.concat()).view([batch.len() as i64, width])
-        };
-        let mut vectors = bert.embed(&flat(ids), &flat(masks));
+        let (ids, masks) = self.tensors(batch);
+        let mut vectors = bert.embed(&ids, &masks);
         if normalize {
             let norm = vectors.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
             vectors /= norm;

@@ -35,6 +35,40 @@ pub enum ExperimentCommand {
         #[arg(long)]
         no_center_languages: bool,
     },
+    /// Leave-one-crisis-out, the encoder's top layers fine-tuned with the `danger` head against
+    /// the logistic head on frozen embeddings, on the same rotations.
+    Finetune {
+        /// Directories of labelled files, one per crisis.
+        #[arg(
+            long,
+            value_name = "DIR",
+            num_args = 1..,
+            default_values = ["fixtures/crisislex-t26"]
+        )]
+        data: Vec<PathBuf>,
+        /// The CrisisLex lexicon, one term a line.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "fixtures/crisislex/CrisisLexRec.txt"
+        )]
+        lexicon: PathBuf,
+        /// How many of the encoder's last layers to train.
+        #[arg(long, default_value_t = 1)]
+        layers: usize,
+        /// Passes over the training posts.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// Adam's learning rate for the layers.
+        #[arg(long, default_value_t = 2e-5)]
+        lr: f64,
+        /// Adam's learning rate for the head.
+        #[arg(long, default_value_t = 1e-3)]
+        head_lr: f64,
+        /// Print JSON instead of Markdown tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Precision and recall of place resolution on hand-labelled samples, per language (the
     /// configured gazetteer).
     Places {
@@ -77,6 +111,35 @@ impl super::Cmd for ExperimentCommand {
                     println!("{}", loco.to_json()?);
                 } else {
                     print!("{}", loco.markdown());
+                }
+                Ok(())
+            }
+            ExperimentCommand::Finetune {
+                data,
+                lexicon,
+                layers,
+                epochs,
+                lr,
+                head_lr,
+                json,
+            } => {
+                let options = vigie_analyse::experiment::finetune::Options {
+                    layers: *layers,
+                    epochs: *epochs,
+                    lr: *lr,
+                    head_lr: *head_lr,
+                    ..Default::default()
+                };
+                let comparison = vigie_analyse::experiment::finetune::run(
+                    &config.experiment_settings()?,
+                    data,
+                    lexicon,
+                    &options,
+                )?;
+                if *json {
+                    println!("{}", comparison.to_json()?);
+                } else {
+                    print!("{}", comparison.markdown());
                 }
                 Ok(())
             }

@@ -239,6 +239,18 @@ impl Pool {
 /// would be noise).
 pub const MIN_LANGUAGE_POSTS: usize = 30;
 
+/// The crisis files (`.jsonl`) of `dirs`, in order, and the lexicon file `lexicon`.
+pub(super) fn crises(
+    dirs: &[PathBuf],
+    lexicon: &Path,
+) -> Result<(Vec<Dataset>, Lexicon), ExperimentError> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        files.extend(crisis_files(dir)?);
+    }
+    Ok((load_datasets(&files)?, Lexicon::load(lexicon)?))
+}
+
 /// Runs the experiment on the crisis files (`.jsonl`) of `dirs`, with the CrisisLex lexicon
 /// file `lexicon`; with `center`, Vigie's heads are trained and read on embeddings centred per
 /// language, as `vigie train` ships them ([`crate::centring`]).
@@ -248,12 +260,7 @@ pub fn run(
     lexicon: &Path,
     center: bool,
 ) -> Result<Loco, ExperimentError> {
-    let mut files = Vec::new();
-    for dir in dirs {
-        files.extend(crisis_files(dir)?);
-    }
-    let datasets = load_datasets(&files)?;
-    let lexicon = Lexicon::load(lexicon)?;
+    let (datasets, lexicon) = crises(dirs, lexicon)?;
     let encoder = settings.encoder.load()?;
     let embeddings = settings.embed_datasets(&encoder, &datasets)?;
     let bar = settings.bar(datasets.len(), "rotations");

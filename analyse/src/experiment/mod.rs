@@ -6,6 +6,8 @@
 //! - [`eval`]: metrics per label of a trained classifier on a labelled file, with and without
 //!   the cascade; [`report`] draws its charts.
 //! - [`loco`]: leave-one-crisis-out, Vigie's heads against the lexicon and TF-IDF baselines.
+//! - [`finetune`]: leave-one-crisis-out, the encoder's top layers fine-tuned against the
+//!   logistic head on frozen embeddings.
 //! - [`bench`](mod@bench): posts/s of the encoder and the classifier.
 //!
 //! Nothing here prints: each run returns a struct whose methods render it (Markdown, JSON).
@@ -15,6 +17,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod finetune;
 pub mod loco;
 pub mod report;
 pub mod train;
