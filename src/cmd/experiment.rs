@@ -65,6 +65,9 @@ pub enum ExperimentCommand {
         /// Adam's learning rate for the head.
         #[arg(long, default_value_t = 1e-3)]
         head_lr: f64,
+        /// Centre both methods' embeddings on their language's mean, as the shipped heads do.
+        #[arg(long)]
+        center_languages: bool,
         /// Print JSON instead of Markdown tables.
         #[arg(long)]
         json: bool,
@@ -121,6 +124,7 @@ impl super::Cmd for ExperimentCommand {
                 epochs,
                 lr,
                 head_lr,
+                center_languages,
                 json,
             } => {
                 let options = vigie_analyse::experiment::finetune::Options {
@@ -128,6 +132,7 @@ impl super::Cmd for ExperimentCommand {
                     epochs: *epochs,
                     lr: *lr,
                     head_lr: *head_lr,
+                    center: *center_languages,
                     ..Default::default()
                 };
                 let comparison = vigie_analyse::experiment::finetune::run(

@@ -11,11 +11,13 @@
 //! rotation then starts again from the pretrained top layers and trains on the other crises'
 //! fit split (the same hash of the post id as [`crate::training`]), calibrates on their
 //! calibration split, and scores the held-out crisis. Both methods read the embeddings
-//! uncentred, so that the comparison is about the layers alone.
+//! uncentred, so that the comparison is about the layers alone, or both centred per language
+//! ([`Options::center`]).
 
 use super::loco::{self, Fold, Loco};
 use super::{ExperimentError, Settings};
 use crate::bert::{Bert, Layer};
+use crate::centring::{self, Centring, StreamMeans};
 use crate::dataset::LabelledPost;
 use crate::logistic::{Logistic, Platt, TrainOptions};
 use crate::training::{part, Part};
@@ -38,6 +40,10 @@ pub struct Options {
     pub head_lr: f64,
     /// Posts per step.
     pub batch: usize,
+    /// Centre both methods' embeddings per language, as the shipped heads do: the means are
+    /// the training posts' frozen embeddings' (held fixed while the layers train), and the
+    /// held-out crisis is read as a stream ([`crate::centring`]).
+    pub center: bool,
 }
 
 impl Default for Options {
@@ -48,6 +54,7 @@ impl Default for Options {
             lr: 2e-5,
             head_lr: 1e-3,
             batch: 32,
+            center: false,
         }
     }
 }
@@ -66,9 +73,14 @@ pub struct Comparison {
 impl Comparison {
     /// Both Markdown tables, each under a title.
     pub fn markdown(&self) -> String {
+        let centred = if self.options.center {
+            ", centred per language"
+        } else {
+            ""
+        };
         format!(
-            "## Frozen embeddings, logistic head\n\n{}\n## Top {} layer(s) fine-tuned \
-             ({} epochs, lr {:e}, head lr {:e}, batch {})\n\n{}",
+            "## Frozen embeddings, logistic head{centred}\n\n{}\n## Top {} layer(s) \
+             fine-tuned{centred} ({} epochs, lr {:e}, head lr {:e}, batch {})\n\n{}",
             self.frozen.markdown(),
             self.options.layers,
             self.options.epochs,
@@ -150,16 +162,23 @@ pub fn run(
     let info = super::encoder_info(&encoder);
     let threshold = settings.alert_threshold;
     let bar = settings.bar(2 * datasets.len(), "rotations");
-    let frozen_loco = loco::rotate(&datasets, &frozen, &lexicon, info, threshold, false, || {
-        bar.inc(1)
-    })?;
+    let langs: Vec<String> = texts.iter().map(|t| centring::language(t)).collect();
+    let frozen_loco = loco::rotate(
+        &datasets,
+        &frozen,
+        &lexicon,
+        info,
+        threshold,
+        options.center,
+        || bar.inc(1),
+    )?;
     let finetuned = loco::rotate_with(
         &datasets,
         &lexicon,
         threshold,
         |fold: &Fold| {
             let started = std::time::Instant::now();
-            let scores = finetune(bert, &hidden, &frozen, &posts, fold, options);
+            let scores = finetune(bert, &hidden, &frozen, &posts, &langs, fold, options);
             tracing::info!(
                 held_out = fold.held_out.len(),
                 seconds = started.elapsed().as_secs_f32(),
@@ -216,6 +235,7 @@ fn finetune(
     hidden: &[Hidden],
     frozen: &[Vec<f32>],
     posts: &[&LabelledPost],
+    langs: &[String],
     fold: &Fold,
     options: &Options,
 ) -> Vec<f32> {
@@ -229,8 +249,63 @@ fn finetune(
     };
     let (fit, calibrate) = (split(Part::Fit), split(Part::Calibrate));
     let y = |rows: &[usize]| -> Vec<f32> { rows.iter().filter_map(|&i| danger(i)).collect() };
+    // Each post's centre (rows of the training and held-out posts), when centring.
+    let centres: Option<Vec<Vec<f32>>> = options.center.then(|| {
+        let y: Vec<Option<bool>> = fold
+            .train
+            .iter()
+            .map(|&i| danger(i).map(|t| t > 0.5))
+            .collect();
+        let train_langs: Vec<String> = fold.train.iter().map(|&i| langs[i].clone()).collect();
+        let train_x: Vec<Vec<f32>> = fold.train.iter().map(|&i| frozen[i].clone()).collect();
+        let c = Centring::fit(&train_langs, &y, &train_x);
+        let mut centre = vec![Vec::new(); posts.len()];
+        for &i in &fold.train {
+            centre[i] = c
+                .languages
+                .get(&langs[i])
+                .map_or(&c.overall, |l| &l.mean)
+                .clone();
+        }
+        let mut stream = StreamMeans::default();
+        for i in fold.held_out.clone() {
+            if !c.languages.contains_key(&langs[i]) {
+                stream.add(&langs[i], &frozen[i]);
+            }
+            centre[i] = c.mean_of(&langs[i], &stream);
+        }
+        centre
+    });
+    let centred = |i: usize, x: &[f32]| -> Vec<f32> {
+        match &centres {
+            Some(c) => {
+                let mut v: Vec<f32> = x.iter().zip(&c[i]).map(|(a, m)| a - m).collect();
+                let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|a| *a /= norm);
+                v
+            }
+            None => x.to_vec(),
+        }
+    };
+    // The fine-tuned vectors of posts `rows`, centred as the frozen ones are.
+    let vectors = |layers: &[Layer], rows: &[usize]| -> Tensor {
+        let batch: Vec<Hidden> = rows
+            .iter()
+            .map(|&i| Hidden(hidden[i].0.shallow_clone()))
+            .collect();
+        let v = embed(bert, layers, &batch);
+        match &centres {
+            Some(c) => {
+                let means: Vec<f32> = rows.iter().flat_map(|&i| c[i].iter().copied()).collect();
+                let v = v - Tensor::from_slice(&means).view([rows.len() as i64, -1]);
+                let norm = v.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+                v / norm
+            }
+            None => v,
+        }
+    };
     // The head starts where the frozen logistic head ends.
-    let fit_x: Vec<Vec<f32>> = fit.iter().map(|&i| frozen[i].clone()).collect();
+    let fit_x: Vec<Vec<f32>> = fit.iter().map(|&i| centred(i, &frozen[i])).collect();
     let start = Logistic::train(
         &fit_x,
         &y(&fit),
@@ -269,12 +344,8 @@ fn finetune(
             order.swap(k, (seed >> 33) as usize % (k + 1));
         }
         for &k in &order {
-            let batch: Vec<Hidden> = batches[k]
-                .iter()
-                .map(|&i| Hidden(hidden[i].0.shallow_clone()))
-                .collect();
             let target = Tensor::from_slice(&y(batches[k]));
-            let logits = (embed(bert, &layers, &batch).matmul(&w) + &b).squeeze_dim(1);
+            let logits = (vectors(&layers, batches[k]).matmul(&w) + &b).squeeze_dim(1);
             let loss = logits.binary_cross_entropy_with_logits::<&Tensor>(
                 &target,
                 None,
@@ -288,11 +359,7 @@ fn finetune(
         tch::no_grad(|| {
             let mut out = Vec::with_capacity(rows.len());
             for chunk in rows.chunks(64) {
-                let batch: Vec<Hidden> = chunk
-                    .iter()
-                    .map(|&i| Hidden(hidden[i].0.shallow_clone()))
-                    .collect();
-                let l = (embed(bert, &layers, &batch).matmul(&w) + &b).squeeze_dim(1);
+                let l = (vectors(&layers, chunk).matmul(&w) + &b).squeeze_dim(1);
                 out.extend(Vec::<f32>::try_from(l).unwrap_or_default());
             }
             out
