@@ -441,6 +441,13 @@ impl Bert {
     }
 }
 
+/// The rows of a `(n, dim)` tensor of f32, as vectors.
+pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>, tch::TchError> {
+    let dim = t.size().get(1).copied().unwrap_or(0) as usize;
+    let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
+    Ok(values.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -32,7 +32,8 @@ use std::collections::{BTreeMap, HashMap};
 /// training mean in a stream language's running mean.
 pub const MIN_POSTS: usize = 50;
 
-/// The language of `text` as centring keys it: the detected ISO 639-1 code, or `und`.
+/// The language of `text` as centring keys it and `vigie eval --by lang` groups by it: the
+/// detected ISO 639-1 code, or `und`.
 pub fn language(text: &str) -> String {
     vigie_record::lang::detect(text).unwrap_or_else(|| "und".into())
 }
@@ -105,10 +106,10 @@ impl Centring {
         }
     }
 
-    /// Centres `x`, a post of `lang`: counts it in `stream` when `observe` (a post of the
-    /// stream, not a variant of one) and its language is not a training language, then takes
-    /// the language's mean off and makes it unit length.
-    pub fn center(
+    /// The mean a stream post `x` of `lang` is centred on, after counting it in `stream` when
+    /// `observe` (a post of the stream, not a variant of one) and its language is not a
+    /// training language.
+    pub fn stream_mean(
         &self,
         lang: &str,
         x: &[f32],
@@ -118,19 +119,34 @@ impl Centring {
         if observe && !self.languages.contains_key(lang) {
             stream.add(lang, x);
         }
-        subtract_and_normalise(x, &self.mean_of(lang, stream))
+        self.mean_of(lang, stream)
     }
 
-    /// Centres the embeddings of training posts in the languages `langs`: each on its
-    /// language's training mean, or on the overall mean for a language with too few posts.
+    /// Centres `x`, a post of `lang`, on [`Centring::stream_mean`]: its language's mean off,
+    /// then unit length.
+    pub fn center(
+        &self,
+        lang: &str,
+        x: &[f32],
+        stream: &mut StreamMeans,
+        observe: bool,
+    ) -> Vec<f32> {
+        subtract_and_normalise(x, &self.stream_mean(lang, x, stream, observe))
+    }
+
+    /// The mean a training post of `lang` is centred on: its language's training mean, or the
+    /// overall mean for a language with too few posts.
+    pub fn training_mean(&self, lang: &str) -> &[f32] {
+        self.languages.get(lang).map_or(&self.overall, |l| &l.mean)
+    }
+
+    /// Centres the embeddings of training posts in the languages `langs`
+    /// ([`Centring::training_mean`]).
     pub fn center_training(&self, langs: &[String], embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
         langs
             .iter()
             .zip(embeddings)
-            .map(|(lang, x)| {
-                let mean = self.languages.get(lang).map_or(&self.overall, |l| &l.mean);
-                subtract_and_normalise(x, mean)
-            })
+            .map(|(lang, x)| subtract_and_normalise(x, self.training_mean(lang)))
             .collect()
     }
 }
@@ -149,7 +165,7 @@ fn balanced(s: &[Sum; 3]) -> Vec<f32> {
 }
 
 /// `x - mean`, unit length.
-fn subtract_and_normalise(x: &[f32], mean: &[f32]) -> Vec<f32> {
+pub fn subtract_and_normalise(x: &[f32], mean: &[f32]) -> Vec<f32> {
     let mut out: Vec<f32> = x.iter().zip(mean).map(|(a, m)| a - m).collect();
     let norm = out.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
     out.iter_mut().for_each(|a| *a /= norm);

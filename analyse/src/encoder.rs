@@ -494,13 +494,10 @@ impl Encoder {
             let norm = vectors.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
             vectors /= norm;
         }
-        let dim = vectors.size().get(1).copied().unwrap_or(0) as usize;
-        let values =
-            Vec::<f32>::try_from(vectors.flatten(0, -1)).map_err(|e| AnalyseError::Model {
-                dir: PathBuf::new(),
-                message: format!("embeddings: {e}"),
-            })?;
-        Ok(values.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
+        crate::bert::rows(&vectors).map_err(|e| AnalyseError::Model {
+            dir: PathBuf::new(),
+            message: format!("embeddings: {e}"),
+        })
     }
 
     /// `text` with the model's prompt before it.

@@ -8,7 +8,7 @@
 //! calibration split, whose base rate is the data's.
 
 use crate::cascade::Cascade;
-use crate::centring::{self, Centring};
+use crate::centring::Centring;
 use crate::classifier::{EncoderInfo, Head, Heads};
 use crate::dataset::LabelledPost;
 use crate::logistic::{Logistic, Platt, TrainOptions};
@@ -54,24 +54,24 @@ pub struct Trained {
 }
 
 /// Trains a head per label of `labels` from `posts` and their `embeddings` (same order); with
-/// `center`, on the embeddings centred per language ([`crate::centring`]), the means of every
-/// post given (labels are not needed for them) stored with the heads.
+/// `languages` (the posts' [`crate::centring::language`]s, same order), on the embeddings
+/// centred per language ([`crate::centring`]), the means of every post given (labels are not
+/// needed for them) stored with the heads.
 pub fn train(
     posts: &[&LabelledPost],
     embeddings: &[Vec<f32>],
     labels: &[String],
     encoder: EncoderInfo,
     threshold: f32,
-    center: bool,
+    languages: Option<&[String]>,
 ) -> Trained {
-    let centring = center.then(|| {
-        let langs: Vec<String> = posts.iter().map(|p| centring::language(&p.text)).collect();
+    let centring = languages.map(|langs| {
         let danger: Vec<Option<bool>> = posts
             .iter()
             .map(|p| p.labels.get(crate::Taxonomy::DANGER).map(|&y| y == 1))
             .collect();
-        let c = Centring::fit(&langs, &danger, embeddings);
-        let centred = c.center_training(&langs, embeddings);
+        let c = Centring::fit(langs, &danger, embeddings);
+        let centred = c.center_training(langs, embeddings);
         (c, centred)
     });
     let embeddings = centring.as_ref().map_or(embeddings, |(_, x)| x.as_slice());
@@ -240,7 +240,7 @@ pub(crate) mod tests {
             weights_sha256: "00".into(),
         };
         let labels = ["danger".to_string(), "fire".to_string()];
-        let t = train(&refs, &embeddings, &labels, info, 0.5, false);
+        let t = train(&refs, &embeddings, &labels, info, 0.5, None);
         assert!(t.heads.labels.contains_key("danger"));
         assert!(!t.heads.labels.contains_key("fire"));
         assert!(t.notes.iter().any(|n| n.contains("`fire`: not trained")));

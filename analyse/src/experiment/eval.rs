@@ -99,7 +99,7 @@ impl GroupBy {
     pub fn of(self, post: &LabelledPost) -> String {
         let named = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
         match self {
-            GroupBy::Lang => vigie_record::lang::detect(&post.text).unwrap_or_else(|| "und".into()),
+            GroupBy::Lang => crate::centring::language(&post.text),
             GroupBy::Event => named(&post.event),
             GroupBy::Crisis => named(&post.crisis),
         }

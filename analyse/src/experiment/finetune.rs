@@ -16,7 +16,7 @@
 
 use super::loco::{self, Fold, Loco};
 use super::{ExperimentError, Settings};
-use crate::bert::{Bert, Layer};
+use crate::bert::{rows, Bert, Layer};
 use crate::centring::{self, Centring, StreamMeans};
 use crate::dataset::LabelledPost;
 use crate::logistic::{Logistic, Platt, TrainOptions};
@@ -150,19 +150,15 @@ pub fn run(
     let frozen_top = bert
         .trainable_top(&nn::VarStore::new(Device::Cpu).root(), options.layers)
         .map_err(ExperimentError::Input)?;
-    let frozen: Vec<Vec<f32>> = tch::no_grad(|| {
-        let mut out = Vec::with_capacity(hidden.len());
-        for chunk in hidden.chunks(64) {
-            let v = embed(bert, &frozen_top, chunk);
-            out.extend(rows(&v));
-        }
-        out
-    });
+    let mut frozen: Vec<Vec<f32>> = Vec::with_capacity(hidden.len());
+    for chunk in hidden.chunks(64) {
+        let v = tch::no_grad(|| embed(bert, &frozen_top, chunk));
+        frozen.extend(rows(&v).map_err(tensor_error)?);
+    }
     let posts: Vec<&LabelledPost> = datasets.iter().flat_map(|d| &d.posts).collect();
     let info = super::encoder_info(&encoder);
     let threshold = settings.alert_threshold;
     let bar = settings.bar(2 * datasets.len(), "rotations");
-    let langs: Vec<String> = texts.iter().map(|t| centring::language(t)).collect();
     let frozen_loco = loco::rotate(
         &datasets,
         &frozen,
@@ -176,9 +172,9 @@ pub fn run(
         &datasets,
         &lexicon,
         threshold,
-        |fold: &Fold| {
+        |fold: &Fold, langs: &[String]| {
             let started = std::time::Instant::now();
-            let scores = finetune(bert, &hidden, &frozen, &posts, &langs, fold, options);
+            let scores = finetune(bert, &hidden, &frozen, &posts, langs, fold, options)?;
             tracing::info!(
                 held_out = fold.held_out.len(),
                 seconds = started.elapsed().as_secs_f32(),
@@ -217,14 +213,9 @@ fn pad(posts: &[Hidden]) -> (Tensor, Tensor) {
     (x, mask)
 }
 
-/// The rows of a `(n, dim)` tensor.
-fn rows(t: &Tensor) -> Vec<Vec<f32>> {
-    let dim = t.size().get(1).copied().unwrap_or(0) as usize;
-    Vec::<f32>::try_from(t.flatten(0, -1))
-        .unwrap_or_default()
-        .chunks(dim.max(1))
-        .map(<[f32]>::to_vec)
-        .collect()
+/// A libtorch error of the experiment, in its words.
+fn tensor_error(e: tch::TchError) -> ExperimentError {
+    ExperimentError::Input(format!("fine-tuning: {e}"))
 }
 
 /// One rotation: trains copies of the top layers and a head on the fit split of `fold`'s
@@ -238,7 +229,7 @@ fn finetune(
     langs: &[String],
     fold: &Fold,
     options: &Options,
-) -> Vec<f32> {
+) -> Result<Vec<f32>, ExperimentError> {
     let danger = |i: usize| posts[i].labels.get(Taxonomy::DANGER).map(|&y| f32::from(y));
     let split = |which: Part| -> Vec<usize> {
         fold.train
@@ -261,29 +252,17 @@ fn finetune(
         let c = Centring::fit(&train_langs, &y, &train_x);
         let mut centre = vec![Vec::new(); posts.len()];
         for &i in &fold.train {
-            centre[i] = c
-                .languages
-                .get(&langs[i])
-                .map_or(&c.overall, |l| &l.mean)
-                .clone();
+            centre[i] = c.training_mean(&langs[i]).to_vec();
         }
         let mut stream = StreamMeans::default();
         for i in fold.held_out.clone() {
-            if !c.languages.contains_key(&langs[i]) {
-                stream.add(&langs[i], &frozen[i]);
-            }
-            centre[i] = c.mean_of(&langs[i], &stream);
+            centre[i] = c.stream_mean(&langs[i], &frozen[i], &mut stream, true);
         }
         centre
     });
     let centred = |i: usize, x: &[f32]| -> Vec<f32> {
         match &centres {
-            Some(c) => {
-                let mut v: Vec<f32> = x.iter().zip(&c[i]).map(|(a, m)| a - m).collect();
-                let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
-                v.iter_mut().for_each(|a| *a /= norm);
-                v
-            }
+            Some(c) => centring::subtract_and_normalise(x, &c[i]),
             None => x.to_vec(),
         }
     };
@@ -316,16 +295,15 @@ fn finetune(
     tch::manual_seed(17);
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
-    let layers = match bert.trainable_top(&root.sub("top"), options.layers) {
-        Ok(l) => l,
-        Err(_) => return vec![0.0; fold.held_out.len()],
-    };
+    let layers = bert
+        .trainable_top(&root.sub("top"), options.layers)
+        .map_err(ExperimentError::Input)?;
     let head = root.sub("head").set_group(1);
     let w = head.var_copy("w", &Tensor::from_slice(&start.weights).unsqueeze(1));
     let b = head.var_copy("b", &Tensor::from_slice(&[start.bias]));
-    let Ok(mut adam) = nn::Adam::default().build(&vs, options.lr) else {
-        return vec![0.0; fold.held_out.len()];
-    };
+    let mut adam = nn::Adam::default()
+        .build(&vs, options.lr)
+        .map_err(tensor_error)?;
     adam.set_lr_group(1, options.head_lr);
     let fit_y = y(&fit);
     let positives = fit_y.iter().filter(|&&t| t > 0.5).count().max(1) as f64;
@@ -355,19 +333,17 @@ fn finetune(
             adam.backward_step(&loss);
         }
     }
-    let logits = |rows: &[usize]| -> Vec<f32> {
-        tch::no_grad(|| {
-            let mut out = Vec::with_capacity(rows.len());
-            for chunk in rows.chunks(64) {
-                let l = (vectors(&layers, chunk).matmul(&w) + &b).squeeze_dim(1);
-                out.extend(Vec::<f32>::try_from(l).unwrap_or_default());
-            }
-            out
-        })
+    let logits = |rows: &[usize]| -> Result<Vec<f32>, ExperimentError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(64) {
+            let l = tch::no_grad(|| (vectors(&layers, chunk).matmul(&w) + &b).squeeze_dim(1));
+            out.extend(Vec::<f32>::try_from(l).map_err(tensor_error)?);
+        }
+        Ok(out)
     };
-    let platt = Platt::fit(&logits(&calibrate), &y(&calibrate));
+    let platt = Platt::fit(&logits(&calibrate)?, &y(&calibrate));
     let held: Vec<usize> = fold.held_out.clone().collect();
-    logits(&held).into_iter().map(|l| platt.apply(l)).collect()
+    Ok(logits(&held)?.into_iter().map(|l| platt.apply(l)).collect())
 }
 
 #[cfg(test)]
@@ -387,7 +363,7 @@ mod tests {
             Vec::<f32>::try_from(x.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float)).unwrap();
         assert_eq!(sums, [12.0, 4.0, 8.0]);
         assert_eq!(
-            rows(&Tensor::from_slice(&[1f32, 2., 3., 4.]).view([2, 2])),
+            rows(&Tensor::from_slice(&[1f32, 2., 3., 4.]).view([2, 2])).unwrap(),
             [vec![1.0, 2.0], vec![3.0, 4.0]]
         );
     }

@@ -8,7 +8,6 @@
 //! language Vigie detects in it, over every rotation: the metrics per language on crises the
 //! model never trained on.
 
-use super::eval::GroupBy;
 use super::{crisis_files, encoder_info, load_datasets, ExperimentError, Settings};
 use crate::baseline::{Lexicon, TfIdf};
 use crate::centring::{self, StreamMeans};
@@ -294,16 +293,18 @@ pub fn rotate(
 ) -> Result<Loco, ExperimentError> {
     let danger = [Taxonomy::DANGER.to_string()];
     let posts: Vec<&LabelledPost> = datasets.iter().flat_map(|d| &d.posts).collect();
-    let heads = |fold: &Fold| -> Result<Vec<f32>, ExperimentError> {
+    let heads = |fold: &Fold, langs: &[String]| -> Result<Vec<f32>, ExperimentError> {
         let train_posts: Vec<&LabelledPost> = fold.train.iter().map(|&i| posts[i]).collect();
         let train_x: Vec<Vec<f32>> = fold.train.iter().map(|&i| embeddings[i].clone()).collect();
+        let train_langs: Option<Vec<String>> =
+            center.then(|| fold.train.iter().map(|&i| langs[i].clone()).collect());
         let trained = training::train(
             &train_posts,
             &train_x,
             &danger,
             info.clone(),
             threshold,
-            center,
+            train_langs.as_deref(),
         );
         let head = trained.heads.labels.get(Taxonomy::DANGER).ok_or_else(|| {
             ExperimentError::Input(format!(
@@ -316,10 +317,7 @@ pub fn rotate(
             .held_out
             .clone()
             .map(|i| match &trained.heads.centring {
-                Some(c) => {
-                    let lang = centring::language(&posts[i].text);
-                    head.score(&c.center(&lang, &embeddings[i], &mut stream, true))
-                }
+                Some(c) => head.score(&c.center(&langs[i], &embeddings[i], &mut stream, true)),
                 None => head.score(&embeddings[i]),
             })
             .collect())
@@ -328,15 +326,20 @@ pub fn rotate(
 }
 
 /// The rotations over `datasets` at `threshold`, Vigie's held-out scores of each [`Fold`]
-/// given by `vigie` (rows of every dataset's posts, end to end); `done` is called after each.
+/// given by `vigie` from the fold and every post's [`centring::language`] (rows of every
+/// dataset's posts, end to end; detected once here); `done` is called after each.
 pub fn rotate_with(
     datasets: &[Dataset],
     lexicon: &Lexicon,
     threshold: f32,
-    mut vigie: impl FnMut(&Fold) -> Result<Vec<f32>, ExperimentError>,
+    mut vigie: impl FnMut(&Fold, &[String]) -> Result<Vec<f32>, ExperimentError>,
     mut done: impl FnMut(),
 ) -> Result<Loco, ExperimentError> {
     let label = |p: &LabelledPost| p.labels.get(Taxonomy::DANGER).copied();
+    let langs: Vec<String> = datasets
+        .iter()
+        .flat_map(|d| d.posts.iter().map(|p| centring::language(&p.text)))
+        .collect();
     let sizes: Vec<usize> = datasets.iter().map(|d| d.posts.len()).collect();
     let crises: Vec<String> = datasets.iter().map(crisis_of).collect();
     let mut rotations = Vec::new();
@@ -348,7 +351,7 @@ pub fn rotate_with(
             .flat_map(|&j| &datasets[j].posts)
             .collect();
         let truth: Vec<bool> = held.posts.iter().map(|p| label(p) == Some(1)).collect();
-        let vigie = vigie(&fold)?;
+        let vigie = vigie(&fold, &langs)?;
         let lex: Vec<f32> = held.posts.iter().map(|p| lexicon.score(&p.text)).collect();
         let train_texts: Vec<&str> = train_posts.iter().map(|p| p.text.as_str()).collect();
         let train_y: Vec<f32> = train_posts
@@ -357,9 +360,14 @@ pub fn rotate_with(
             .collect();
         let tfidf = TfIdf::train(&train_texts, &train_y);
         let tf: Vec<f32> = held.posts.iter().map(|p| tfidf.score(&p.text)).collect();
-        for (i, p) in held.posts.iter().enumerate() {
+        for ((i, p), lang) in held
+            .posts
+            .iter()
+            .enumerate()
+            .zip(&langs[fold.held_out.clone()])
+        {
             if label(p).is_some() {
-                pool.add(GroupBy::Lang.of(p), truth[i], [vigie[i], lex[i], tf[i]]);
+                pool.add(lang.clone(), truth[i], [vigie[i], lex[i], tf[i]]);
             }
         }
         rotations.push(Rotation {

@@ -3,6 +3,7 @@
 
 use super::{create_dir, encoder_info, load_datasets, metrics_table, write_file};
 use super::{ExperimentError, Settings};
+use crate::centring;
 use crate::dataset::{Dataset, LabelledPost};
 use crate::training::{self, Trained};
 use crate::{EncoderInfo, ModelCard, Taxonomy, TrainingFile};
@@ -69,6 +70,8 @@ pub fn run(
     let example_texts: Vec<&str> = examples.iter().map(|p| p.text.as_str()).collect();
     embeddings.extend(settings.embed(&encoder, &example_texts, "embedding")?);
     let info = encoder_info(&encoder);
+    let languages: Option<Vec<String>> =
+        center.then(|| posts.iter().map(|p| centring::language(&p.text)).collect());
     let started = Instant::now();
     let trained = training::train(
         &posts,
@@ -76,7 +79,7 @@ pub fn run(
         &taxonomy.labels(),
         info.clone(),
         settings.alert_threshold,
-        center,
+        languages.as_deref(),
     );
     tracing::info!(seconds = started.elapsed().as_secs_f32(), "heads trained");
     create_dir(out)?;
